@@ -1,0 +1,113 @@
+"""Pieces shared by every network family: variants, the BConv-BN-AGMM unit, input handling."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from bsnn_jax.nn import AGMM, LIF, BatchNorm, BinaryConv
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    """What the ablation compares: full-precision SNN, vanilla BSNN, and BSNN with AGMM."""
+
+    name: str
+    binary: bool
+    agmm: bool
+
+
+VARIANTS = {
+    "fp": Variant("fp", binary=False, agmm=False),
+    "bsnn": Variant("bsnn", binary=True, agmm=False),
+    "agmm": Variant("agmm", binary=True, agmm=True),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class NetOptions:
+    """Options every layer of a network shares.
+
+    ``neuron`` holds keyword arguments of ``nn.LIF`` (tau, v_th, reset, detach_reset, surrogate,
+    beta, unroll); ``time_fold`` chooses how stateless layers run over time (``nn.time_map``).
+    """
+
+    variant: Variant
+    timesteps: int
+    time_fold: bool
+    neuron: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def lif(self) -> LIF:
+        return LIF(**self.neuron)
+
+
+class ConvUnit(nnx.Module):
+    """``X = BN(BConv(S))``, then ``AGMM(X)`` in the AGMM variant: the module of AGMM Fig. 3b.
+
+    ``binary=False`` forces full precision (first conv, downsample shortcuts); AGMM follows only
+    binary convs, since the paper places it after every BConv-BN.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        opts: NetOptions,
+        *,
+        kernel_size: int = 3,
+        strides: int = 1,
+        binary: bool = True,
+        use_bias: bool = False,
+        rngs: nnx.Rngs,
+    ):
+        binary = binary and opts.variant.binary
+        self.conv = BinaryConv(
+            in_features,
+            out_features,
+            kernel_size,
+            strides,
+            binary=binary,
+            use_bias=use_bias,
+            time_fold=opts.time_fold,
+            rngs=rngs,
+        )
+        self.bn = BatchNorm(out_features, rngs=rngs)
+        self.agmm = AGMM(opts.timesteps) if binary and opts.variant.agmm else None
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        x = self.bn(self.conv(x))
+        return x if self.agmm is None else self.agmm(x)
+
+
+def check_input(x: jax.Array, input_shape: tuple[int, int, int], timesteps: int, model: str) -> None:
+    """Raises a clear error unless ``x`` is ``[B, H, W, C]`` (static) or ``[T, B, H, W, C]`` (events)."""
+    x_shape = tuple(x.shape)
+    h, w, c = input_shape
+    if x.ndim not in (4, 5) or x_shape[-3:] != (h, w, c):
+        raise ValueError(
+            f"{model} was built for inputs [T, B, {h}, {w}, {c}] (time-major) or static images "
+            f"[B, {h}, {w}, {c}], got shape {x_shape}; rebuild it with input_shape=(H, W, C) of your data "
+            "or transpose NCHW data to NHWC"
+        )
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        raise TypeError(f"{model} expects floating-point input, got {x.dtype}; convert and normalise images first")
+    if x.ndim == 5 and x.shape[0] != timesteps:
+        raise ValueError(f"{model} was built for T={timesteps} time steps, got input with T={x.shape[0]}")
+
+
+def apply_stem(stem: nnx.Module, x: jax.Array, timesteps: int) -> jax.Array:
+    """Runs the full-precision stem over time.
+
+    A static image ``[B, H, W, C]`` is the same input current at every time step (direct
+    encoding, the input repeated T times), so the stem's conv and BN run once and the result
+    is broadcast over T: BN statistics of T identical copies equal those of one. An input
+    stream ``[T, B, H, W, C]`` (DVS frames) runs through the stem step by step.
+    """
+    if x.ndim == 4:
+        y = stem(x[None])
+        return jnp.broadcast_to(y, (timesteps,) + y.shape[1:])
+    return stem(x)

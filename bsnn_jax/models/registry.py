@@ -1,0 +1,112 @@
+"""One entry point for every network family: ``create(name, variant=..., ...)``."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+from flax import nnx
+
+from bsnn_jax.models.common import VARIANTS, NetOptions
+from bsnn_jax.models.resnet import BiRealResNet
+from bsnn_jax.models.vgg import SMALL, VGG11, VGGSNN, SpikingVGG
+from bsnn_jax.nn import default_time_fold
+
+
+@dataclasses.dataclass(frozen=True)
+class Family:
+    build: Callable[..., nnx.Module]
+    input_shape: tuple[int, int, int]
+    num_classes: int
+    description: str
+
+
+FAMILIES: dict[str, Family] = {
+    "resnet19": Family(
+        lambda **kw: BiRealResNet([(128, 6, 1), (256, 6, 2), (512, 4, 2)], name="resnet19", **kw),
+        (32, 32, 3),
+        100,
+        "Bi-Real ResNet-19 for CIFAR: 3x3 stem 128, 16 single-conv blocks at 128/256/512 (AGMM Table 1)",
+    ),
+    "resnet18": Family(
+        lambda **kw: BiRealResNet(
+            [(64, 4, 1), (128, 4, 2), (256, 4, 2), (512, 4, 2)],
+            stem_kernel=7,
+            stem_stride=2,
+            stem_maxpool=True,
+            name="resnet18",
+            **kw,
+        ),
+        (224, 224, 3),
+        1000,
+        "Bi-Real ResNet-18 for ImageNet: 7x7/2 stem + maxpool, 16 single-conv blocks at 64-512",
+    ),
+    "vggsnn": Family(
+        lambda **kw: SpikingVGG(VGGSNN, head="flatten", name="vggsnn", **kw),
+        (48, 48, 2),
+        10,
+        "VGGSNN for DVS (TET): 8 convs 64-512, 4 avg-pools, FC on the flattened spike map",
+    ),
+    "vgg11": Family(
+        lambda **kw: SpikingVGG(VGG11, head="gap", first_conv_bias=True, name="vgg11", **kw),
+        (32, 32, 3),
+        10,
+        "VGG-11 of the BSO paper: 8 convs 64-512, 3 avg-pools, global average pool, FC",
+    ),
+    "small_cnn": Family(
+        lambda **kw: SpikingVGG(SMALL, head="flatten", name="small_cnn", **kw),
+        (28, 28, 1),
+        10,
+        "3-conv net (32-64-128) for the built-in Fashion-MNIST, FC on the flattened spike map",
+    ),
+}
+
+
+def create(
+    name: str,
+    *,
+    variant: str = "agmm",
+    num_classes: int | None = None,
+    timesteps: int = 4,
+    input_shape: tuple[int, int, int] | None = None,
+    time_fold: bool | None = None,
+    neuron: dict[str, Any] | None = None,
+    rngs: nnx.Rngs | int = 0,
+) -> nnx.Module:
+    """Builds a network family in one of the variants ``fp``, ``bsnn`` or ``agmm``.
+
+    Args:
+      name: one of ``FAMILIES``: resnet19, resnet18, vggsnn, vgg11, small_cnn.
+      variant: ``fp`` (full-precision SNN), ``bsnn`` (vanilla binary), ``agmm`` (binary + AGMM).
+      num_classes: classifier width; the family's usual dataset by default.
+      timesteps: T; AGMM keeps one alpha per module per time step.
+      input_shape: ``(H, W, C)`` of one frame; the family's usual dataset by default.
+      time_fold: run stateless layers on ``[T*B, ...]`` (True) or per time step (False);
+        by default per backend (``nn.default_time_fold``).
+      neuron: keyword arguments of ``nn.LIF`` (tau, v_th, reset, surrogate, beta, ...).
+      rngs: ``nnx.Rngs`` or an integer seed.
+
+    Returns:
+      An NNX module mapping ``[T, B, H, W, C]`` (or static ``[B, H, W, C]``) to logits ``[T, B, K]``.
+    """
+    if name not in FAMILIES:
+        raise ValueError(f"unknown model {name!r}; known: {sorted(FAMILIES)}")
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; known: {sorted(VARIANTS)}")
+    if timesteps < 1:
+        raise ValueError(f"timesteps must be >= 1, got {timesteps}")
+    family = FAMILIES[name]
+    opts = NetOptions(
+        variant=VARIANTS[variant],
+        timesteps=timesteps,
+        time_fold=default_time_fold() if time_fold is None else time_fold,
+        neuron=dict(neuron or {}),
+    )
+    rngs = nnx.Rngs(rngs) if isinstance(rngs, int) else rngs
+    return family.build(
+        input_shape=tuple(input_shape or family.input_shape),
+        num_classes=num_classes or family.num_classes,
+        opts=opts,
+        rngs=rngs,
+    )

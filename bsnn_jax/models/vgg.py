@@ -1,0 +1,75 @@
+"""Plain spiking VGG stacks: VGGSNN (DVS), the BSO paper's VGG-11 (CIFAR) and a small net for the
+built-in data. Each conv is ``conv3x3 -> BN [-> AGMM] -> LIF``; ``"A"`` is a 2x2 average pool."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from bsnn_jax.models.common import ConvUnit, NetOptions, apply_stem, check_input
+from bsnn_jax.nn import BinaryLinear, pool
+
+VGGSNN = (64, 128, "A", 256, 256, "A", 512, 512, "A", 512, 512, "A")
+VGG11 = (64, 128, "A", 256, 256, "A", 512, 512, "A", 512, 512)
+SMALL = (32, "A", 64, "A", 128)
+
+
+class SpikingVGG(nnx.Module):
+    """A VGG-style spiking net. The first conv and the classifier stay full precision.
+
+    ``head="flatten"`` reads the whole last spike map per time step (VGGSNN, TET); ``head="gap"``
+    global-average-pools it first (VGG-11 of BSO).
+    """
+
+    def __init__(
+        self,
+        cfg: Sequence[int | str],
+        input_shape: tuple[int, int, int],
+        num_classes: int,
+        opts: NetOptions,
+        *,
+        head: str = "flatten",
+        first_conv_bias: bool = False,
+        name: str = "vgg",
+        rngs: nnx.Rngs,
+    ):
+        if head not in ("flatten", "gap"):
+            raise ValueError(f"unknown head {head!r}; known: ['flatten', 'gap']")
+        self.name, self.input_shape, self.timesteps, self.head = name, tuple(input_shape), opts.timesteps, head
+        self.time_fold = opts.time_fold
+        self.cfg = tuple(cfg)
+        h, w, channels = input_shape
+        units, lifs = [], []
+        for item in self.cfg:
+            if item == "A":
+                h, w = h // 2, w // 2
+                continue
+            first = not units
+            units.append(
+                ConvUnit(channels, item, opts, binary=not first, use_bias=first and first_conv_bias, rngs=rngs)
+            )
+            lifs.append(opts.lif())
+            channels = item
+        if h < 1 or w < 1:
+            raise ValueError(f"input {input_shape} is too small for {self.cfg.count('A')} 2x2 poolings")
+        self.units, self.lifs = nnx.List(units), nnx.List(lifs)
+        features = channels if head == "gap" else h * w * channels
+        self.fc = BinaryLinear(features, num_classes, binary=False, rngs=rngs)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        """``[T, B, H, W, C]`` or a static ``[B, H, W, C]`` -> logits ``[T, B, num_classes]``."""
+        check_input(x, self.input_shape, self.timesteps, self.name)
+        layer = 0
+        for item in self.cfg:
+            if item == "A":
+                x = pool(x, 2, fold=self.time_fold)
+                continue
+            unit = self.units[layer]
+            x = apply_stem(unit, x, self.timesteps) if layer == 0 else unit(x)
+            x = self.lifs[layer](x)
+            layer += 1
+        x = jnp.mean(x, axis=(2, 3)) if self.head == "gap" else x.reshape(x.shape[:2] + (-1,))
+        return self.fc(x)

@@ -1,0 +1,165 @@
+"""Flax NNX layers of binary spiking networks: thin shells over ``bsnn_jax.ops``.
+
+Every layer takes time-major input ``[T, B, ...]``.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+from jax import lax
+
+from bsnn_jax import ops
+from bsnn_jax.ops.lif import check_reset
+from bsnn_jax.ops.spike import check_surrogate
+from bsnn_jax.nn.time import default_time_fold, time_map
+
+# PyTorch's kaiming_normal_(mode="fan_out"), used by the Q-SNN and BSO code for every conv.
+kaiming_fan_out = jax.nn.initializers.variance_scaling(2.0, "fan_out", "normal")
+
+
+class BinaryParam(nnx.Param):
+    """A kernel used through ``sign`` (1 bit per weight once deployed).
+
+    Its own Variable type lets the size report count it at 1 bit, optimizers route it
+    (``optax.partition``), the flip-ratio metric find it and the exporter bit-pack it.
+    """
+
+
+def _kernel(kernel: nnx.Param, binary: bool) -> jax.Array:
+    return ops.binarize(kernel[...]) if binary else kernel[...]
+
+
+class BinaryConv(nnx.Module):
+    """2-D convolution whose kernel is binarized per output channel (AGMM Eq. 2 and 5).
+
+    ``binary=False`` gives the full-precision conv of the same shape (first layer, FP-SNN,
+    downsample shortcuts). Padding is symmetric ``kernel_size // 2``, as PyTorch's
+    ``padding=1`` for 3x3, so stride-2 layers match the reference code.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        kernel_size: int = 3,
+        strides: int = 1,
+        *,
+        binary: bool = True,
+        use_bias: bool = False,
+        time_fold: bool | None = None,
+        rngs: nnx.Rngs,
+    ):
+        self.binary = binary
+        self.strides = strides
+        self.padding = kernel_size // 2
+        self.time_fold = default_time_fold() if time_fold is None else time_fold
+        param = BinaryParam if binary else nnx.Param
+        shape = (kernel_size, kernel_size, in_features, out_features)
+        self.kernel = param(kaiming_fan_out(rngs.params(), shape))
+        self.bias = nnx.Param(jnp.zeros((out_features,))) if use_bias else None
+
+    def conv(self, x: jax.Array) -> jax.Array:
+        """The convolution of one time step, ``[B, H, W, C_in] -> [B, H', W', C_out]``."""
+        w = _kernel(self.kernel, self.binary).astype(x.dtype)
+        p = self.padding
+        y = lax.conv_general_dilated(
+            x, w, (self.strides, self.strides), ((p, p), (p, p)), dimension_numbers=("NHWC", "HWIO", "NHWC")
+        )
+        return y if self.bias is None else y + self.bias[...].astype(y.dtype)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return time_map(self.conv, x, fold=self.time_fold)
+
+
+class BinaryLinear(nnx.Module):
+    """Dense layer ``[T, B, F_in] -> [T, B, F_out]``, binarized per output unit unless ``binary=False``.
+
+    A matmul treats ``[T, B]`` as batch axes already, so there is nothing to fold.
+    """
+
+    def __init__(self, in_features: int, out_features: int, *, binary: bool = False, use_bias: bool = True, rngs: nnx.Rngs):
+        self.binary = binary
+        param = BinaryParam if binary else nnx.Param
+        self.kernel = param(nnx.initializers.lecun_normal()(rngs.params(), (in_features, out_features)))
+        self.bias = nnx.Param(jnp.zeros((out_features,))) if use_bias else None
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        y = x @ _kernel(self.kernel, self.binary).astype(x.dtype)
+        return y if self.bias is None else y + self.bias[...].astype(y.dtype)
+
+
+class BatchNorm(nnx.BatchNorm):
+    """BatchNorm over the last (channel) axis with statistics over every other axis.
+
+    On a time-major ``[T, B, H, W, C]`` tensor that is time and batch together, as the reference
+    code's BN on the flattened ``T*B`` batch; on ``[1, B, ...]`` it is per time step (online
+    training). ``momentum=0.9`` matches PyTorch's default 0.1 update rate.
+    """
+
+    def __init__(self, num_features: int, *, momentum: float = 0.9, rngs: nnx.Rngs, **kwargs):
+        super().__init__(num_features, momentum=momentum, rngs=rngs, **kwargs)
+
+
+class LIF(nnx.Module):
+    """A layer of LIF neurons, AGMM Eq. 1-4, scanned over time (``ops.lif_scan``).
+
+    Holds no state between calls: the membrane starts at zero every forward.
+    """
+
+    def __init__(
+        self,
+        *,
+        tau: float = 0.5,
+        v_th: float = 1.0,
+        reset: str = "hard",
+        detach_reset: bool = False,
+        surrogate: str = "triangle",
+        beta: float = 1.0,
+        unroll: int | bool = 1,
+    ):
+        check_surrogate(surrogate)
+        check_reset(reset)
+        self.tau, self.v_th, self.reset, self.detach_reset = tau, v_th, reset, detach_reset
+        self.surrogate, self.beta, self.unroll = surrogate, beta, unroll
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return ops.lif_scan(
+            x,
+            self.tau,
+            self.v_th,
+            reset=self.reset,
+            detach_reset=self.detach_reset,
+            surrogate=self.surrogate,
+            beta=self.beta,
+            unroll=self.unroll,
+        )
+
+
+class AGMM(nnx.Module):
+    """AGMM Eq. 11 with a trainable temporal factor alpha: one scalar per time step, init 1.0."""
+
+    def __init__(self, timesteps: int, *, alpha_init: float = 1.0):
+        if timesteps < 1:
+            raise ValueError(f"AGMM needs timesteps >= 1, got {timesteps}")
+        self.alpha = nnx.Param(jnp.full((timesteps,), alpha_init, jnp.float32))
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        t = self.alpha.shape[0]
+        if x.shape[0] != t:
+            raise ValueError(
+                f"AGMM was built for T={t} time steps but got input with T={x.shape[0]} (shape {x.shape}); "
+                "build the model with timesteps matching the data"
+            )
+        return ops.agmm(x, self.alpha[...])
+
+
+def pool(x: jax.Array, window: int, *, stride: int | None = None, padding: int = 0, kind: str = "avg", fold: bool) -> jax.Array:
+    """Average or max pooling of every time step of ``[T, B, H, W, C]``; stride defaults to the window."""
+    ops_by_kind = {"avg": nnx.avg_pool, "max": nnx.max_pool}
+    if kind not in ops_by_kind:
+        raise ValueError(f"unknown pooling {kind!r}; known: {sorted(ops_by_kind)}")
+    stride = stride or window
+    pad = ((padding, padding), (padding, padding))
+    return time_map(lambda z: ops_by_kind[kind](z, (window, window), strides=(stride, stride), padding=pad), x, fold=fold)

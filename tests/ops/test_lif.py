@@ -1,0 +1,74 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from bsnn_jax.ops import lif_scan, lif_step
+
+
+def test_hard_reset_hand_worked_sequence():
+    # tau = 0.5, v_th = 1: H = 0.6, 0.9, 1.05 (fire, reset to 0), 1.2 (fire), 0.3
+    x = jnp.array([0.6, 0.6, 0.6, 1.2, 0.3])[:, None]
+    s, u = lif_scan(x, return_membrane=True)
+    np.testing.assert_array_equal(np.asarray(s[:, 0]), [0, 0, 1, 1, 0])
+    assert float(u[0]) == pytest.approx(0.3)
+
+
+def test_soft_reset_hand_worked_sequence():
+    # H = 0.6, 0.9, 1.05 -> fire, U = 0.05; H = 0.025 + 1.2 = 1.225 -> fire, U = 0.225; H = 0.1125 + 0.3
+    x = jnp.array([0.6, 0.6, 0.6, 1.2, 0.3])[:, None]
+    s, u = lif_scan(x, reset="soft", return_membrane=True)
+    np.testing.assert_array_equal(np.asarray(s[:, 0]), [0, 0, 1, 1, 0])
+    assert float(u[0]) == pytest.approx(0.4125, abs=1e-6)
+
+
+def test_equality_fires_and_tau_and_threshold_are_honoured():
+    x = jnp.array([0.5, 0.5])[:, None]
+    np.testing.assert_array_equal(np.asarray(lif_scan(x, tau=1.0)[:, 0]), [0, 1])  # 1.0 >= 1.0 fires
+    np.testing.assert_array_equal(np.asarray(lif_scan(x, tau=1.0, v_th=1.5)[:, 0]), [0, 0])
+
+
+@pytest.mark.parametrize("detach", [False, True])
+def test_bptt_gradient_matches_hand_derivation(detach):
+    # T = 2, triangle surrogate s'(h) = max(0, 1 - |h - 1|); L = S[0] + S[1].
+    # h0 = x0 = 0.8 (no spike, s'=0.8); u0 = h0 (1 - S0); h1 = 0.5 u0 + x1 = 1.3 (spike, s'=0.7)
+    # dL/dx1 = 0.7; dL/dx0 = 0.8 + 0.7 * 0.5 * du0/dh0, du0/dh0 = (1 - S0) - h0 s'(h0) unless detached.
+    x = jnp.array([0.8, 0.9])
+    g = jax.grad(lambda v: jnp.sum(lif_scan(v, detach_reset=detach)))(x)
+    du0 = 1.0 if detach else 1.0 - 0.8 * 0.8
+    np.testing.assert_allclose(np.asarray(g), [0.8 + 0.7 * 0.5 * du0, 0.7], rtol=1e-5)
+
+
+def test_scan_equals_python_loop_of_steps_and_unroll_is_equivalent():
+    x = jax.random.normal(jax.random.key(0), (6, 3, 4)) + 0.5
+    u, spikes = jnp.zeros((3, 4)), []
+    for t in range(6):
+        u, s = lif_step(u, x[t], reset="soft")
+        spikes.append(s)
+    loop = jnp.stack(spikes)
+    np.testing.assert_array_equal(np.asarray(lif_scan(x, reset="soft")), np.asarray(loop))
+    np.testing.assert_array_equal(np.asarray(lif_scan(x, reset="soft", unroll=True)), np.asarray(loop))
+    f = lambda v, unroll: jnp.sum(lif_scan(v, unroll=unroll) * jnp.arange(6.0)[:, None, None])
+    np.testing.assert_allclose(np.asarray(jax.grad(f)(x, 1)), np.asarray(jax.grad(f)(x, 3)), rtol=1e-6)
+
+
+def test_initial_membrane_and_bad_shapes():
+    x = jnp.array([0.6])[:, None]
+    assert float(lif_scan(x, u0=jnp.array([0.9]))[0, 0]) == 1.0  # 0.45 + 0.6 >= 1
+    with pytest.raises(ValueError, match="u0 has shape"):
+        lif_scan(x, u0=jnp.zeros(2))
+    with pytest.raises(ValueError, match="unknown reset"):
+        lif_scan(x, reset="zero")
+    with pytest.raises(TypeError, match="floating"):
+        lif_scan(jnp.ones((2, 3), jnp.int32))
+
+
+def test_jit_vmap_and_bfloat16_with_float32_membrane():
+    x = jax.random.normal(jax.random.key(1), (2, 4, 3)) + 0.6  # vmapped over axis 0, time is axis 1
+    out = jax.jit(jax.vmap(lambda v: lif_scan(v)))(x)
+    np.testing.assert_array_equal(np.asarray(out[1]), np.asarray(lif_scan(x[1])))
+    xb = x[0].astype(jnp.bfloat16)
+    s, u = lif_scan(xb, membrane_dtype=jnp.float32, return_membrane=True)
+    assert s.dtype == jnp.bfloat16 and u.dtype == jnp.float32
+    g = jax.grad(lambda v: jnp.sum(lif_scan(v, membrane_dtype=jnp.float32).astype(jnp.float32)))(xb)
+    assert g.dtype == jnp.bfloat16 and bool(jnp.all(jnp.isfinite(g.astype(jnp.float32))))
