@@ -1,0 +1,100 @@
+"""Input pipelines: datasets as random-access sources, and a grain loader over them.
+
+Example::
+
+    from bsnn_jax import data
+
+    ds = data.load("fashion_mnist")
+    loader = data.make_loader(ds, "train", batch_size=128, seed=0)
+    it = iter(loader)
+    batch = next(it)        # {"image": float32 [128, 28, 28, 1], "label": int32 [128]}
+    state = it.get_state()  # store with the checkpoint; it.set_state(state) resumes exactly
+"""
+
+from __future__ import annotations
+
+import os
+
+from bsnn_jax.data import builtin, dvs, npz, tfds_sources
+from bsnn_jax.data.base import (
+    ArraySource,
+    DataNotFoundError,
+    Dataset,
+    DatasetInfo,
+    Normalization,
+    Record,
+    Source,
+)
+from bsnn_jax.data.idx import IdxFormatError, read_idx
+from bsnn_jax.data.loader import Batch, Loader, make_loader
+from bsnn_jax.data.npz import NpzFormatError
+
+KNOWN_DATASETS = (
+    "fashion_mnist", "digits", "cifar10", "cifar100", "imagenet", "dvs_gesture", "dvs_cifar10", "npz:PATH",
+)
+
+
+def load(
+    name: str,
+    *,
+    data_dir: str | os.PathLike | None = None,
+    timesteps: int | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    autoaugment: bool = False,
+    cutout: bool = True,
+    download: bool = False,
+) -> Dataset:
+    """Opens a dataset by name.
+
+    Args:
+      name: one of :data:`KNOWN_DATASETS`; ``"npz:PATH"`` loads your own arrays from ``PATH``.
+      data_dir: where the data lives. Defaults: Fashion-MNIST ``/usr/share/datasets/fashion-mnist``
+        (Debian's ``dataset-fashion-mnist``); CIFAR/ImageNet tfds's ``$TFDS_DATA_DIR`` or
+        ``~/tensorflow_datasets``; DVS ``$BSNN_DATA_DIR`` or ``~/bsnn_data``.
+      timesteps: frames per recording for event data (DVS default 16 for Gesture, 10 for
+        CIFAR10-DVS; for ``npz:`` event frames it must match the arrays). Static-image
+        datasets have no time axis and ignore it: the model repeats the image over its steps.
+      cache_dir: DVS only: where binned frames are cached (default ``<data_dir>/bsnn_frames``).
+      autoaugment: CIFAR only: add AutoAugment's CIFAR-10 policy to the training augmentation.
+      cutout: CIFAR only: Cutout (1 hole, 16 px) in the training augmentation.
+      download: allow fetching missing data from the internet (tfds for Fashion-MNIST and
+        CIFAR, which then also needs TensorFlow; tonic for DVS). Off by default: a missing
+        dataset is an error that says how to get it.
+
+    Raises:
+      ValueError: unknown ``name``.
+      DataNotFoundError: the data is not on disk (and ``download`` is False); the message
+        gives the command or the files and folder that fix it.
+    """
+    if name.startswith("npz:"):
+        return npz.load_npz(name.removeprefix("npz:"), timesteps=timesteps)
+    if name == "fashion_mnist":
+        return builtin.fashion_mnist(data_dir, download=download)
+    if name == "digits":
+        return builtin.digits()
+    if name in ("cifar10", "cifar100"):
+        return tfds_sources.cifar(name, data_dir, autoaugment=autoaugment, cutout=cutout, download=download)
+    if name == "imagenet":
+        return tfds_sources.imagenet(data_dir)
+    if name in ("dvs_gesture", "dvs_cifar10"):
+        return dvs.load_dvs(name, data_dir, timesteps=timesteps, cache_dir=cache_dir, download=download)
+    raise ValueError(f"unknown dataset {name!r}; known: {', '.join(KNOWN_DATASETS)}")
+
+
+__all__ = [
+    "KNOWN_DATASETS",
+    "ArraySource",
+    "Batch",
+    "DataNotFoundError",
+    "Dataset",
+    "DatasetInfo",
+    "IdxFormatError",
+    "Loader",
+    "Normalization",
+    "NpzFormatError",
+    "Record",
+    "Source",
+    "load",
+    "make_loader",
+    "read_idx",
+]

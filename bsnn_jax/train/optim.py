@@ -1,0 +1,111 @@
+"""Optimizers of the AGMM recipe (methods-spec 1.5), as optax transformations.
+
+SGD with momentum 0.9, a cosine-annealed learning rate after an optional linear warm-up, and
+L2 weight decay (added to the gradient before momentum, as PyTorch's ``SGD(weight_decay=)``)
+on conv/linear kernels only, latent binary kernels included, never on BatchNorm, biases or
+AGMM's alpha (the Q-SNN code's ``split_weights``). Adam (L2 added to the gradient) and AdamW
+(decoupled decay) use the same mask.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import optax
+from flax import nnx
+
+from bsnn_jax.nn import BinaryParam
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULES = ("cosine", "constant")
+
+
+def make_schedule(
+    name: str,
+    *,
+    learning_rate: float,
+    total_steps: int,
+    warmup_steps: int = 0,
+    end_value: float = 0.0,
+) -> optax.Schedule:
+    """The learning rate per optimizer step.
+
+    ``"cosine"``: ``lr * t / warmup`` for ``t < warmup``, then
+    ``end + (lr - end) * (1 + cos(pi * (t - warmup) / (total - warmup))) / 2`` until ``total``,
+    ``end`` after. This is PyTorch's ``CosineAnnealingLR(T_max=total, eta_min=end)`` evaluated
+    every step rather than every epoch. ``"constant"``: ``lr`` after the same warm-up.
+    """
+    if name not in SCHEDULES:
+        raise ValueError(f"unknown schedule {name!r}; known: {list(SCHEDULES)}")
+    if total_steps < 1:
+        raise ValueError(f"the schedule needs total_steps >= 1, got {total_steps}")
+    if not 0 <= warmup_steps < total_steps:
+        raise ValueError(f"warmup_steps must be in [0, total_steps={total_steps}), got {warmup_steps}")
+    if name == "constant":
+        if warmup_steps == 0:
+            return optax.constant_schedule(learning_rate)
+        return optax.warmup_constant_schedule(0.0, learning_rate, warmup_steps)
+    return optax.warmup_cosine_decay_schedule(
+        init_value=0.0 if warmup_steps else learning_rate,
+        peak_value=learning_rate,
+        warmup_steps=warmup_steps,
+        decay_steps=total_steps,
+        end_value=end_value,
+    )
+
+
+def decays(path: tuple[Any, ...], variable: nnx.Variable) -> bool:
+    """Whether weight decay applies to a parameter: binary kernels and every ``kernel`` of a
+    conv or linear layer do; BatchNorm scale/bias, biases and AGMM's alpha do not."""
+    return isinstance(variable, BinaryParam) or (isinstance(variable, nnx.Param) and bool(path) and path[-1] == "kernel")
+
+
+def weight_decay_mask(params: nnx.State, rule: Callable[[tuple[Any, ...], nnx.Variable], bool] = decays) -> nnx.State:
+    """A pytree of booleans with the structure of ``nnx.as_pure(params)``: True where decay applies.
+
+    Args:
+      params: ``nnx.state(model, nnx.Param)`` (Variables, so their kinds are visible).
+      rule: ``(path, variable) -> bool``; :func:`decays` by default.
+    """
+    return jax.tree_util.tree_map_with_path(
+        lambda path, v: rule(tuple(getattr(k, "key", getattr(k, "idx", k)) for k in path), v),
+        params,
+        is_leaf=lambda x: isinstance(x, nnx.Variable),
+    )
+
+
+def make_optimizer(
+    name: str,
+    schedule: optax.Schedule | float,
+    *,
+    mask: Any = None,
+    weight_decay: float = 0.0,
+    momentum: float = 0.9,
+    nesterov: bool = False,
+    b1: float = 0.9,
+    b2: float = 0.999,
+    eps: float = 1e-8,
+    grad_clip_norm: float = 0.0,
+) -> optax.GradientTransformation:
+    """SGD / Adam / AdamW with masked weight decay and optional global-norm gradient clipping.
+
+    ``sgd`` and ``adam`` add ``weight_decay * w`` to the gradient where ``mask`` is True (L2, as
+    PyTorch); ``adamw`` decays the weights directly (decoupled, Loshchilov & Hutter).
+    """
+    if name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {name!r}; known: {list(OPTIMIZERS)}")
+    chain = []
+    if grad_clip_norm and grad_clip_norm > 0:
+        chain.append(optax.clip_by_global_norm(grad_clip_norm))
+    if name == "adamw":
+        chain.append(optax.adamw(schedule, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay, mask=mask))
+        return optax.chain(*chain)
+    if weight_decay:
+        chain.append(optax.add_decayed_weights(weight_decay, mask=mask))
+    if name == "sgd":
+        chain.append(optax.sgd(schedule, momentum=momentum or None, nesterov=nesterov))
+    else:
+        chain.append(optax.adam(schedule, b1=b1, b2=b2, eps=eps))
+    return optax.chain(*chain)

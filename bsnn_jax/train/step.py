@@ -1,0 +1,164 @@
+"""The BPTT training step and the evaluation step, jitted once each over a device mesh.
+
+Both take the batch the loader produces, ``{"image": [B, H, W, C] or [B, T, H, W, C],
+"label": [B]}``, move the time axis first where there is one (models are time-major), and
+run the whole network over T (backpropagation through time).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+from jax.sharding import Mesh
+
+from bsnn_jax.train import losses
+from bsnn_jax.train.mesh import batch_sharding, replicated
+from bsnn_jax.train.spikes import run_with_spikes
+from bsnn_jax.train.state import ModelDef, TrainState
+
+Regularizer = Callable[..., jax.Array]
+"""``regularizer(model=, logits=, batch=, rates=, rng=) -> scalar`` added to the loss.
+
+``rates`` is ``{LIF layer: mean spike rate}`` of this forward pass (differentiable), or
+``None`` unless the step was made with ``collect_spikes=True``.
+"""
+
+
+def time_major(images: jax.Array) -> jax.Array:
+    """``[B, T, H, W, C]`` event frames -> ``[T, B, H, W, C]``; static ``[B, H, W, C]`` unchanged."""
+    if images.ndim == 5:
+        return jnp.swapaxes(images, 0, 1)
+    if images.ndim != 4:
+        raise ValueError(f"expected images [B, H, W, C] or event frames [B, T, H, W, C], got shape {images.shape}")
+    return images
+
+
+def _forward(model: nnx.Module, x: jax.Array, collect_spikes: bool):
+    if not collect_spikes:
+        return model(x), None, None
+    logits, spikes = run_with_spikes(model, x)
+    return logits, spikes, {k: jnp.mean(v.astype(jnp.float32)) for k, v in spikes.items()}
+
+
+def make_train_step(
+    defs: ModelDef,
+    tx: optax.GradientTransformation,
+    *,
+    loss: str = "tet",
+    firing_rate_weight: float = 0.0,
+    firing_rate_target: float = 0.5,
+    regularizer: Regularizer | None = None,
+    collect_spikes: bool | None = None,
+    mesh: Mesh | None = None,
+    donate: bool = True,
+) -> Callable[[TrainState, dict[str, jax.Array]], tuple[TrainState, dict[str, jax.Array]]]:
+    """Builds ``train_step(state, batch) -> (state, metrics)`` under ``jax.jit``.
+
+    The objective is ``mean_b loss(logits_b, y_b) + firing_rate_weight * penalty(rates)
+    + regularizer(...)``, with ``loss`` one of ``losses.LOSSES`` and ``penalty`` Q-SNN's
+    ``mean_l (fr_l - target)^2`` (``losses.firing_rate_penalty``).
+
+    Args:
+      defs: the split model (``state.split_model``); BatchNorm runs in training mode.
+      tx: the optax transformation whose state is ``state.opt_state``.
+      loss: ``"tet"`` or ``"mean_logits"``.
+      firing_rate_weight, firing_rate_target: Q-SNN's firing-rate term (0 switches it off).
+      regularizer: any extra differentiable term, see ``Regularizer``.
+      collect_spikes: capture LIF outputs in the forward pass (default: when a firing-rate
+        term needs them).
+      mesh: shards the batch over ``'data'`` and replicates the state; none for one device.
+      donate: donate the input state's buffers to the output (the state is consumed).
+
+    Returns:
+      The jitted step; ``metrics`` has the batch means ``loss`` (data loss), ``objective``
+      (what was differentiated) and ``accuracy`` (mean-over-T prediction).
+    """
+    loss_fn = losses.get_loss(loss)
+    if collect_spikes is None:
+        collect_spikes = bool(firing_rate_weight)
+
+    def step(state: TrainState, batch: dict[str, jax.Array]):
+        x, y = time_major(batch["image"]), batch["label"]
+        rng, step_rng = jax.random.split(jax.random.wrap_key_data(state.rng))
+
+        def objective(params):
+            model = defs.model(params, state.model_state, training=True)
+            logits, _, rates = _forward(model, x, collect_spikes)
+            data_loss = jnp.mean(loss_fn(logits, y))
+            total = data_loss
+            if firing_rate_weight:
+                total = total + firing_rate_weight * losses.firing_rate_penalty(rates, target=firing_rate_target)
+            if regularizer is not None:
+                total = total + regularizer(model=model, logits=logits, batch=batch, rates=rates, rng=step_rng)
+            new_model_state = nnx.as_pure(nnx.state(model, nnx.Not(nnx.Param)))
+            return total, (data_loss, logits, new_model_state)
+
+        (total, (data_loss, logits, model_state)), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        metrics = {"loss": data_loss, "objective": total, "accuracy": jnp.mean(losses.correct(logits, y))}
+        new_state = state.replace(
+            step=state.step + 1,
+            params=params,
+            model_state=model_state,
+            opt_state=opt_state,
+            rng=jax.random.key_data(rng),
+        )
+        return new_state, metrics
+
+    kwargs: dict[str, Any] = {"donate_argnums": (0,) if donate else ()}
+    if mesh is not None:
+        kwargs["in_shardings"] = (replicated(mesh), batch_sharding(mesh))
+        kwargs["out_shardings"] = (replicated(mesh), replicated(mesh))
+    return jax.jit(step, **kwargs)
+
+
+def make_eval_step(
+    defs: ModelDef,
+    *,
+    loss: str = "tet",
+    firing_rates: bool = True,
+    mesh: Mesh | None = None,
+) -> Callable[[Any, Any, dict[str, jax.Array]], dict[str, jax.Array]]:
+    """Builds ``eval_step(params, model_state, batch) -> sums`` under ``jax.jit``.
+
+    BatchNorm uses its running statistics. ``batch`` may carry a float ``"mask"`` ``[B]``
+    (0 for padding examples). Returns sums over the batch, to be added up over the test set:
+    ``count``, ``loss`` (the training loss), ``correct`` (mean-over-T prediction),
+    and with ``firing_rates``, ``spikes/<layer>`` (per-example mean spike rate of each LIF layer)
+    plus ``spikes/all`` (the rate over every LIF neuron of the network).
+    """
+    loss_fn = losses.get_loss(loss)
+
+    def step(params, model_state, batch):
+        x, y = time_major(batch["image"]), batch["label"]
+        mask = batch.get("mask", jnp.ones(y.shape, jnp.float32))
+        model = defs.model(params, model_state, training=False)
+        logits, spikes, _ = _forward(model, x, firing_rates)
+        out = {
+            "count": jnp.sum(mask),
+            "loss": jnp.sum(loss_fn(logits, y) * mask),
+            "correct": jnp.sum(losses.correct(logits, y) * mask),
+        }
+        if spikes:
+            total_spikes, total_neurons = 0.0, 0
+            for name, s in spikes.items():
+                # [T, B, ...] -> per-example rate [B]
+                per_example = jnp.mean(jnp.swapaxes(s, 0, 1).reshape(s.shape[1], -1).astype(jnp.float32), axis=1)
+                out[f"spikes/{name}"] = jnp.sum(per_example * mask)
+                n = s.size // s.shape[1]
+                total_spikes = total_spikes + per_example * n
+                total_neurons += n
+            out["spikes/all"] = jnp.sum(total_spikes / total_neurons * mask)
+        return out
+
+    kwargs: dict[str, Any] = {}
+    if mesh is not None:
+        kwargs["in_shardings"] = (replicated(mesh), replicated(mesh), batch_sharding(mesh))
+        kwargs["out_shardings"] = replicated(mesh)
+    return jax.jit(step, **kwargs)

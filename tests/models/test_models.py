@@ -1,0 +1,82 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from bsnn_jax import models, nn
+
+SMALL_INPUTS = {"resnet19": (16, 16, 3), "resnet18": (32, 32, 3), "vggsnn": (32, 32, 2), "vgg11": (16, 16, 3), "small_cnn": (28, 28, 1)}
+# binary convs per family: the convs between the full-precision first conv and classifier
+BINARY_CONVS = {"resnet19": 16, "resnet18": 16, "vggsnn": 7, "vgg11": 7, "small_cnn": 2}
+
+
+def abstract(name, variant, **kw):
+    return nnx.eval_shape(lambda: models.create(name, variant=variant, **kw))
+
+
+@pytest.mark.parametrize("name", sorted(models.FAMILIES))
+@pytest.mark.parametrize("variant", sorted(models.VARIANTS))
+def test_output_shape_and_binary_layout(name, variant):
+    shape = SMALL_INPUTS[name]
+    model = abstract(name, variant, num_classes=7, timesteps=3, input_shape=shape)
+    for x in (jax.ShapeDtypeStruct((3, 2) + shape, jnp.float32), jax.ShapeDtypeStruct((2,) + shape, jnp.float32)):
+        out = nnx.eval_shape(lambda m, v: m(v), model, x)
+        assert out.shape == (3, 2, 7)
+    binary = [p for p, _ in nnx.to_flat_state(nnx.state(model, nn.BinaryParam))]
+    alphas = [p for p, _ in nnx.to_flat_state(nnx.state(model, nnx.Param)) if p[-1] == "alpha"]
+    assert len(binary) == (BINARY_CONVS[name] if variant != "fp" else 0)
+    assert len(alphas) == (BINARY_CONVS[name] if variant == "agmm" else 0)
+    fc = [p for p, _ in nnx.to_flat_state(nnx.state(model, nnx.Param)) if p[0] == "fc"]
+    assert fc and not any(p in binary for p in fc)
+
+
+def test_real_forward_and_gradient_reach_every_parameter():
+    model = models.create("small_cnn", variant="agmm", timesteps=2, input_shape=(12, 12, 1), rngs=1)
+    x = jax.random.uniform(jax.random.key(0), (4, 12, 12, 1)) * 3
+
+    def loss(m):
+        return jnp.mean(m(x) ** 2)
+
+    grads = nnx.jit(nnx.grad(loss))(model)
+    for path, g in nnx.to_flat_state(grads):
+        assert bool(jnp.any(g[...] != 0)), f"no gradient reaches {path}"
+
+
+def test_static_image_equals_the_image_repeated_over_time():
+    model = models.create("small_cnn", variant="agmm", timesteps=2, input_shape=(12, 12, 3), rngs=2)
+    x = jax.random.normal(jax.random.key(1), (2, 12, 12, 3))
+    # one compiled program for both calls: jit traces once per input rank
+    forward = nnx.jit(lambda m, v: m(v))
+    static = forward(model, x)
+    repeated = forward(model, jnp.broadcast_to(x, (2,) + x.shape))
+    np.testing.assert_allclose(np.asarray(static), np.asarray(repeated), rtol=1e-4, atol=1e-4)
+
+
+def test_time_fold_switch_gives_the_same_network():
+    x = jax.random.normal(jax.random.key(2), (2, 3, 12, 12, 2))
+    nets = [models.create("small_cnn", variant="agmm", timesteps=2, input_shape=(12, 12, 2), time_fold=f, rngs=3) for f in (True, False)]
+    outs = [nnx.jit(lambda m: m(x))(net) for net in nets]
+    np.testing.assert_allclose(np.asarray(outs[0]), np.asarray(outs[1]), rtol=1e-4, atol=1e-4)
+
+
+def test_neuron_options_reach_every_lif():
+    model = models.create("small_cnn", neuron={"surrogate": "sigmoid", "beta": 4.0, "reset": "soft"})
+    lifs = [m for _, m in nnx.iter_graph(model) if isinstance(m, nn.LIF)]
+    assert len(lifs) == 3 and all(l.surrogate == "sigmoid" and l.beta == 4.0 and l.reset == "soft" for l in lifs)
+
+
+def test_clear_errors():
+    with pytest.raises(ValueError, match="unknown model 'resnet20'; known: .*resnet19"):
+        models.create("resnet20")
+    with pytest.raises(ValueError, match="unknown variant 'xnor'; known: .*agmm"):
+        models.create("small_cnn", variant="xnor")
+    model = models.create("small_cnn", timesteps=2)
+    with pytest.raises(ValueError, match=r"built for inputs \[T, B, 28, 28, 1\].*got shape \(2, 1, 28, 28\)"):
+        model(jnp.zeros((2, 1, 28, 28)))
+    with pytest.raises(TypeError, match="floating-point"):
+        model(jnp.zeros((2, 28, 28, 1), jnp.uint8))
+    with pytest.raises(ValueError, match="built for T=2"):
+        model(jnp.zeros((3, 2, 28, 28, 1)))
+    with pytest.raises(ValueError, match="too small"):
+        models.create("vggsnn", input_shape=(8, 8, 2))
