@@ -1,5 +1,28 @@
-"""What the papers measure: model size (and, with training, flip ratio, firing rates, SOPs)."""
+"""What the papers measure: model size, flip ratio, firing rates, SOPs/MACs and energy."""
 
+from bsnn_jax.metrics.activity import Activity, OperationCounts, Synapse, activity_fn, measure_activity, operation_counts
+from bsnn_jax.metrics.energy import AGMM_TABLE2_FIT, ENERGY_MODELS, HOROWITZ_45NM, EnergyModel
+from bsnn_jax.metrics.flips import StepFlipRatio, count_flips, flip_kernels, flip_ratio, gradient_stats, signs
 from bsnn_jax.metrics.size import ParamSize, SizeReport, model_size
 
-__all__ = ["ParamSize", "SizeReport", "model_size"]
+__all__ = [
+    "AGMM_TABLE2_FIT",
+    "ENERGY_MODELS",
+    "HOROWITZ_45NM",
+    "Activity",
+    "EnergyModel",
+    "OperationCounts",
+    "ParamSize",
+    "SizeReport",
+    "StepFlipRatio",
+    "Synapse",
+    "activity_fn",
+    "count_flips",
+    "flip_kernels",
+    "flip_ratio",
+    "gradient_stats",
+    "measure_activity",
+    "model_size",
+    "operation_counts",
+    "signs",
+]

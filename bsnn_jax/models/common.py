@@ -48,8 +48,9 @@ class NetOptions:
 class ConvUnit(nnx.Module):
     """``X = BN(BConv(S))``, then ``AGMM(X)`` in the AGMM variant: the module of AGMM Fig. 3b.
 
-    ``binary=False`` forces full precision (first conv, downsample shortcuts); AGMM follows only
-    binary convs, since the paper places it after every BConv-BN.
+    ``binarizable=True`` marks a conv reading spikes, binarized in the binary variants;
+    ``binarizable=False`` one reading real values (first conv, downsample shortcuts), always full
+    precision. AGMM follows only binary convs, since the paper places it after every BConv-BN.
     """
 
     def __init__(
@@ -60,23 +61,24 @@ class ConvUnit(nnx.Module):
         *,
         kernel_size: int = 3,
         strides: int = 1,
-        binary: bool = True,
+        binarizable: bool = True,
         use_bias: bool = False,
         rngs: nnx.Rngs,
     ):
-        binary = binary and opts.variant.binary
         self.conv = BinaryConv(
             in_features,
             out_features,
             kernel_size,
             strides,
-            binary=binary,
+            binary=binarizable and opts.variant.binary,
+            spike_input=binarizable,
+            binarizable=binarizable,
             use_bias=use_bias,
             time_fold=opts.time_fold,
             rngs=rngs,
         )
         self.bn = BatchNorm(out_features, rngs=rngs)
-        self.agmm = AGMM(opts.timesteps) if binary and opts.variant.agmm else None
+        self.agmm = AGMM(opts.timesteps) if self.conv.binary and opts.variant.agmm else None
 
     def __call__(self, x: jax.Array) -> jax.Array:
         x = self.bn(self.conv(x))

@@ -20,7 +20,7 @@ class Downsample(nnx.Module):
 
     def __init__(self, in_features: int, out_features: int, stride: int, opts: NetOptions, *, rngs: nnx.Rngs):
         self.stride, self.time_fold = stride, opts.time_fold
-        self.proj = ConvUnit(in_features, out_features, opts, kernel_size=1, binary=False, rngs=rngs)
+        self.proj = ConvUnit(in_features, out_features, opts, kernel_size=1, binarizable=False, rngs=rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         if self.stride > 1:
@@ -50,7 +50,7 @@ class Stem(nnx.Module):
     """Full-precision first conv + BN (+ maxpool 3/2 for ImageNet)."""
 
     def __init__(self, in_features: int, out_features: int, kernel_size: int, stride: int, maxpool: bool, opts: NetOptions, *, rngs: nnx.Rngs):
-        self.unit = ConvUnit(in_features, out_features, opts, kernel_size=kernel_size, strides=stride, binary=False, rngs=rngs)
+        self.unit = ConvUnit(in_features, out_features, opts, kernel_size=kernel_size, strides=stride, binarizable=False, rngs=rngs)
         self.maxpool, self.time_fold = maxpool, opts.time_fold
 
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -86,7 +86,7 @@ class BiRealResNet(nnx.Module):
                 blocks.append(BiRealBlock(width, out_width, stride if i == 0 else 1, opts, rngs=rngs))
                 width = out_width
         self.blocks = nnx.List(blocks)
-        self.fc = BinaryLinear(width, num_classes, binary=False, rngs=rngs)
+        self.fc = BinaryLinear(width, num_classes, binary=False, spike_input=False, rngs=rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         """``[T, B, H, W, C]`` or a static ``[B, H, W, C]`` -> logits ``[T, B, num_classes]``."""

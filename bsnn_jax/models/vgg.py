@@ -49,7 +49,7 @@ class SpikingVGG(nnx.Module):
                 continue
             first = not units
             units.append(
-                ConvUnit(channels, item, opts, binary=not first, use_bias=first and first_conv_bias, rngs=rngs)
+                ConvUnit(channels, item, opts, binarizable=not first, use_bias=first and first_conv_bias, rngs=rngs)
             )
             lifs.append(opts.lif())
             channels = item

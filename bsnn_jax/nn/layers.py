@@ -5,6 +5,8 @@ Every layer takes time-major input ``[T, B, ...]``.
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 from flax import nnx
@@ -27,11 +29,40 @@ class BinaryParam(nnx.Param):
     """
 
 
-def _kernel(kernel: nnx.Param, binary: bool) -> jax.Array:
-    return ops.binarize(kernel[...]) if binary else kernel[...]
+class SynapticLayer(nnx.Module):
+    """Weights applied to a layer's input: the kernel (binary or full precision) and bias.
+
+    ``spike_input`` says whether the input is spikes (possibly average-pooled): such a layer
+    costs accumulates (SOPs), one with real-valued input multiply-accumulates (MACs).
+    ``binarizable`` marks the layers the binary variants binarize (default: ``binary``), so the
+    flip ratio of AGMM Eq. 8 looks at the same layers in the full-precision variant too.
+
+    With ``record=True`` (set by ``bsnn_jax.metrics`` on a copy of the model, under
+    ``nnx.capture``), each call sows the mean of its input and its MACs per sample and time step.
+    """
+
+    def _init_weights(self, shape, init, *, binary, use_bias, spike_input, binarizable, rngs):
+        self.binary, self.spike_input, self.record = binary, spike_input, False
+        self.binarizable = binary if binarizable is None else binarizable
+        self.kernel = (BinaryParam if binary else nnx.Param)(init(rngs.params(), shape))
+        self.bias = nnx.Param(jnp.zeros(shape[-1:])) if use_bias else None
+
+    def weight(self, dtype) -> jax.Array:
+        """The kernel as used in the forward pass: ``binarize(kernel)`` (Eq. 5) or the kernel itself."""
+        w = self.kernel[...]
+        return (ops.binarize(w) if self.binary else w).astype(dtype)
+
+    def _finish(self, x: jax.Array, y: jax.Array) -> jax.Array:
+        if self.bias is not None:
+            y = y + self.bias[...].astype(y.dtype)
+        if self.record:
+            fan_in = math.prod(self.kernel.shape[:-1])
+            self.sow(nnx.Intermediate, "input_rate", jnp.mean(x.astype(jnp.float32)))
+            self.sow(nnx.Intermediate, "macs_per_step", jnp.asarray(math.prod(y.shape[2:]) * fan_in, jnp.float32))
+        return y
 
 
-class BinaryConv(nnx.Module):
+class BinaryConv(SynapticLayer):
     """2-D convolution whose kernel is binarized per output channel (AGMM Eq. 2 and 5).
 
     ``binary=False`` gives the full-precision conv of the same shape (first layer, FP-SNN,
@@ -47,47 +78,60 @@ class BinaryConv(nnx.Module):
         strides: int = 1,
         *,
         binary: bool = True,
+        spike_input: bool = True,
+        binarizable: bool | None = None,
         use_bias: bool = False,
         time_fold: bool | None = None,
         rngs: nnx.Rngs,
     ):
-        self.binary = binary
         self.strides = strides
         self.padding = kernel_size // 2
         self.time_fold = default_time_fold() if time_fold is None else time_fold
-        param = BinaryParam if binary else nnx.Param
         shape = (kernel_size, kernel_size, in_features, out_features)
-        self.kernel = param(kaiming_fan_out(rngs.params(), shape))
-        self.bias = nnx.Param(jnp.zeros((out_features,))) if use_bias else None
+        self._init_weights(
+            shape, kaiming_fan_out, binary=binary, use_bias=use_bias, spike_input=spike_input, binarizable=binarizable, rngs=rngs
+        )
 
     def conv(self, x: jax.Array) -> jax.Array:
-        """The convolution of one time step, ``[B, H, W, C_in] -> [B, H', W', C_out]``."""
-        w = _kernel(self.kernel, self.binary).astype(x.dtype)
+        """The convolution of one time step, ``[B, H, W, C_in] -> [B, H', W', C_out]``, no bias."""
         p = self.padding
-        y = lax.conv_general_dilated(
-            x, w, (self.strides, self.strides), ((p, p), (p, p)), dimension_numbers=("NHWC", "HWIO", "NHWC")
+        return lax.conv_general_dilated(
+            x, self.weight(x.dtype), (self.strides, self.strides), ((p, p), (p, p)), dimension_numbers=("NHWC", "HWIO", "NHWC")
         )
-        return y if self.bias is None else y + self.bias[...].astype(y.dtype)
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        return time_map(self.conv, x, fold=self.time_fold)
+        return self._finish(x, time_map(self.conv, x, fold=self.time_fold))
 
 
-class BinaryLinear(nnx.Module):
+class BinaryLinear(SynapticLayer):
     """Dense layer ``[T, B, F_in] -> [T, B, F_out]``, binarized per output unit unless ``binary=False``.
 
     A matmul treats ``[T, B]`` as batch axes already, so there is nothing to fold.
     """
 
-    def __init__(self, in_features: int, out_features: int, *, binary: bool = False, use_bias: bool = True, rngs: nnx.Rngs):
-        self.binary = binary
-        param = BinaryParam if binary else nnx.Param
-        self.kernel = param(nnx.initializers.lecun_normal()(rngs.params(), (in_features, out_features)))
-        self.bias = nnx.Param(jnp.zeros((out_features,))) if use_bias else None
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        *,
+        binary: bool = False,
+        spike_input: bool = True,
+        binarizable: bool | None = None,
+        use_bias: bool = True,
+        rngs: nnx.Rngs,
+    ):
+        self._init_weights(
+            (in_features, out_features),
+            nnx.initializers.lecun_normal(),
+            binary=binary,
+            use_bias=use_bias,
+            spike_input=spike_input,
+            binarizable=binarizable,
+            rngs=rngs,
+        )
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        y = x @ _kernel(self.kernel, self.binary).astype(x.dtype)
-        return y if self.bias is None else y + self.bias[...].astype(y.dtype)
+        return self._finish(x, x @ self.weight(x.dtype))
 
 
 class BatchNorm(nnx.BatchNorm):
@@ -105,7 +149,9 @@ class BatchNorm(nnx.BatchNorm):
 class LIF(nnx.Module):
     """A layer of LIF neurons, AGMM Eq. 1-4, scanned over time (``ops.lif_scan``).
 
-    Holds no state between calls: the membrane starts at zero every forward.
+    Holds no state between calls: the membrane starts at zero every forward. With ``record=True``
+    (set by ``bsnn_jax.metrics`` under ``nnx.capture``) it sows its firing rate, the mean spike
+    count over time, batch and neurons (AGMM Fig. 8).
     """
 
     def __init__(
@@ -123,9 +169,10 @@ class LIF(nnx.Module):
         check_reset(reset)
         self.tau, self.v_th, self.reset, self.detach_reset = tau, v_th, reset, detach_reset
         self.surrogate, self.beta, self.unroll = surrogate, beta, unroll
+        self.record = False
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        return ops.lif_scan(
+        spikes = ops.lif_scan(
             x,
             self.tau,
             self.v_th,
@@ -135,6 +182,9 @@ class LIF(nnx.Module):
             beta=self.beta,
             unroll=self.unroll,
         )
+        if self.record:
+            self.sow(nnx.Intermediate, "spike_rate", jnp.mean(spikes.astype(jnp.float32)))
+        return spikes
 
 
 class AGMM(nnx.Module):

@@ -1,0 +1,78 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from bsnn_jax import models
+from bsnn_jax.metrics import AGMM_TABLE2_FIT, HOROWITZ_45NM, Activity, OperationCounts, Synapse, measure_activity, operation_counts
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """small_cnn on 4x4x1 inputs, T=2: conv 1->32 (real input), pool, conv 32->64, pool, conv 64->128, FC 128->10."""
+    model = models.create("small_cnn", variant="bsnn", timesteps=2, input_shape=(4, 4, 1), rngs=0)
+    x = jax.random.uniform(jax.random.key(0), (6, 4, 4, 1)) * 4.0
+    warm = nnx.jit(lambda m, v: m(v))
+    for _ in range(40):  # BN running statistics converge towards the batch's (momentum 0.9)
+        warm(model, x)
+    model.eval()
+    act = measure_activity(model, [x[:4], x[4:]])
+    return model, x, act
+
+
+def test_firing_rates_match_a_direct_computation(tiny):
+    model, x, act = tiny
+    # recompute layer by layer with the model's own modules (evaluation mode), outside the recorder
+    stem = model.units[0](x[None])
+    h = model.lifs[0](jnp.broadcast_to(stem, (2,) + stem.shape[1:]))
+    rates = [float(jnp.mean(h))]
+    h = model.lifs[1](model.units[1](nnx.avg_pool(h.reshape(-1, 4, 4, 32), (2, 2), strides=(2, 2)).reshape(2, 6, 2, 2, 32)))
+    rates.append(float(jnp.mean(h)))
+    assert min(rates) > 0
+    # measured on two batches of 4 and 2 samples: the batch-size-weighted mean is the overall mean
+    assert [act.firing_rates["lifs.0"], act.firing_rates["lifs.1"]] == pytest.approx(rates, abs=1e-6)
+    assert 0 < act.mean_firing_rate < 1
+
+
+def test_macs_per_layer_worked_out_by_hand(tiny):
+    _, _, act = tiny
+    s = act.synapses
+    assert s["units.0.conv"].macs_per_step == 4 * 4 * 32 * 9 * 1  # 4x4 out, 3x3x1 fan-in, 32 out
+    assert s["units.1.conv"].macs_per_step == 2 * 2 * 64 * 9 * 32
+    assert s["units.2.conv"].macs_per_step == 1 * 1 * 128 * 9 * 64
+    assert s["fc"].macs_per_step == 128 * 10
+    assert [s[k].spike_input for k in ("units.0.conv", "units.1.conv", "units.2.conv", "fc")] == [False, True, True, True]
+
+
+def test_sops_and_macs_by_hand():
+    act = Activity(
+        firing_rates={},
+        synapses={
+            "stem": Synapse(input_rate=0.7, macs_per_step=1000.0, spike_input=False),
+            "c1": Synapse(input_rate=0.25, macs_per_step=400.0, spike_input=True),
+            "fc": Synapse(input_rate=0.1, macs_per_step=50.0, spike_input=True),
+        },
+        timesteps=4,
+    )
+    counts = operation_counts(act)
+    assert counts.sops == pytest.approx(0.25 * 400 * 4 + 0.1 * 50 * 4)
+    assert counts.macs == pytest.approx(1000 * 4)
+
+
+@pytest.mark.parametrize(
+    "sops_g, macs_g, mj, mj_45nm",
+    # AGMM Table 2 rows (AGMM-BSNN, vanilla BSNN, FP-SNN); the last column is what 4.6/0.9 pJ
+    # predict from the same counts (methods-spec 1.6), not what the paper printed.
+    [(0.045, 0.028, 0.064, 0.169), (0.056, 0.027, 0.066, 0.175), (0.750, 0.027, 0.330, 0.799)],
+)
+def test_energy_reproduces_agmm_table2_from_its_own_counts(sops_g, macs_g, mj, mj_45nm):
+    counts = OperationCounts(sops=sops_g * 1e9, macs=macs_g * 1e9)
+    assert AGMM_TABLE2_FIT.energy(counts) * 1e3 == pytest.approx(mj, abs=1e-3)
+    assert HOROWITZ_45NM.energy(counts) * 1e3 == pytest.approx(mj_45nm, abs=1e-3)
+
+
+def test_recording_leaves_the_model_untouched(tiny):
+    model, _, _ = tiny
+    assert not any(getattr(m, "record", False) for _, m in nnx.iter_graph(model))
+    assert not nnx.state(model, nnx.Intermediate)
