@@ -32,9 +32,10 @@ def chain(*transforms: TrainTransform) -> TrainTransform:
 
 def random_crop(image: np.ndarray, rng: np.random.Generator, *, size: int, padding: int) -> np.ndarray:
     """``torchvision.transforms.RandomCrop(size, padding)``: zero-pad every side, crop ``size`` x ``size``."""
-    pad = [(0, 0)] * image.ndim
-    pad[-3] = pad[-2] = (padding, padding)
-    padded = np.pad(image, pad)
+    height, width = image.shape[-3], image.shape[-2]
+    # Allocating and assigning is ~10x faster than np.pad on small images.
+    padded = np.zeros(image.shape[:-3] + (height + 2 * padding, width + 2 * padding, image.shape[-1]), image.dtype)
+    padded[..., padding : padding + height, padding : padding + width, :] = image
     top = int(rng.integers(padded.shape[-3] - size + 1))
     left = int(rng.integers(padded.shape[-2] - size + 1))
     return padded[..., top : top + size, left : left + size, :]

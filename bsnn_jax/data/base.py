@@ -34,7 +34,11 @@ def require(module: str, package: str, purpose: str) -> types.ModuleType:
 
 
 class Source(Protocol):
-    """Random-access source of records, as grain's ``MapDataset.source`` expects."""
+    """Random-access records: ``len(source)`` and ``source[i]``.
+
+    A source may also define ``__getitems__(indices) -> list[Record]``; the loader then reads
+    each batch with one call (tfds's array_record sources read those in parallel).
+    """
 
     def __len__(self) -> int: ...
 
@@ -99,6 +103,12 @@ IDENTITY = Normalization(1.0, (0.0,), (1.0,))
 """For event frames, which are fed as event counts (the TET / Q-SNN convention)."""
 
 
+def read_batch(source: Source, indices: Sequence[int]) -> list[Record]:
+    """``[source[i] for i in indices]``, in one ``__getitems__`` call when the source has one."""
+    getitems = getattr(source, "__getitems__", None)
+    return getitems(list(indices)) if getitems is not None else [source[i] for i in indices]
+
+
 class ArraySource:
     """A :class:`Source` over in-memory (or memory-mapped) arrays.
 
@@ -134,7 +144,13 @@ class RecordView:
         return len(self.source)
 
     def __getitem__(self, index: int) -> Record:
-        record = self.source[index]
+        return self._select(self.source[index])
+
+    def __getitems__(self, indices: Sequence[int]) -> list[Record]:
+        return [self._select(r) for r in read_batch(self.source, indices)]
+
+    @staticmethod
+    def _select(record: dict[str, Any]) -> Record:
         return {"image": record["image"], "label": int(record["label"])}
 
     def __repr__(self) -> str:

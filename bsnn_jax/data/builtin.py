@@ -81,8 +81,9 @@ def fashion_mnist(data_dir: str | os.PathLike | None = None, *, download: bool =
 def digits() -> Dataset:
     """scikit-learn's 8x8 handwritten digits (1797 images, 10 classes), shipped inside its wheel.
 
-    The last 20% of sklearn's fixed order is the test split: 1437 train, 360 test images. Pixels are integers 0..16; normalization scales by 1/16 and standardizes with
-    the training split's mean and std.
+    The last 20% of sklearn's fixed order is the test split: 1437 train, 360 test images.
+    Pixels are integers 0..16; normalization scales by 1/16 and standardizes with the
+    training split's mean and std.
     """
     sklearn_datasets = require("sklearn.datasets", "scikit-learn", "The 'digits' dataset")
     bunch = sklearn_datasets.load_digits()

@@ -29,6 +29,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+from numpy.lib import recfunctions
 
 from bsnn_jax.data import augment
 from bsnn_jax.data.base import IDENTITY, ArraySource, DataNotFoundError, Dataset, DatasetInfo, require
@@ -58,8 +59,6 @@ def default_data_dir() -> Path:
 
 def read_gesture_events(path: Path) -> np.ndarray:
     """A DVS-Gesture recording as tonic's structured ``(x, y, p, t)`` events."""
-    from numpy.lib import recfunctions
-
     return recfunctions.unstructured_to_structured(np.load(path), _tonic().datasets.DVSGesture.dtype)
 
 
@@ -101,7 +100,8 @@ def _list_cifar10dvs(root: Path) -> dict[str, list[Recording]] | None:
         if f.parent.name not in CIFAR10DVS_CLASSES:
             raise ValueError(f"{f}: its folder must be one of the class names {CIFAR10DVS_CLASSES}")
         by_class.setdefault(CIFAR10DVS_CLASSES.index(f.parent.name), []).append(f)
-    # Per class, a seeded permutation; the first ceil(90%) train, as BSO's split_to_train_test_set.
+    # Per class, ceil(90%) to train as in BSO's split_to_train_test_set, but drawn by a seeded
+    # permutation rather than taken in file order.
     rng = np.random.default_rng(CIFAR10DVS_SPLIT_SEED)
     splits: dict[str, list[Recording]] = {"train": [], "test": []}
     for label in sorted(by_class):
