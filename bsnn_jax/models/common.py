@@ -85,6 +85,23 @@ class ConvUnit(nnx.Module):
         return x if self.agmm is None else self.agmm(x)
 
 
+class SpikingNet(nnx.Module):
+    """What every network family shares: its input contract and the stem over time.
+
+    ``online=True`` (set by ``nn.online``) makes each call one time step: ``[1, B, H, W, C]``
+    frames, or a static image fed once.
+    """
+
+    def _init_net(self, name: str, input_shape, timesteps: int) -> None:
+        self.name, self.input_shape, self.timesteps, self.online = name, tuple(input_shape), timesteps, False
+
+    def run_stem(self, stem: nnx.Module, x: jax.Array) -> jax.Array:
+        """Checks ``x`` and runs the full-precision stem over time (``apply_stem``)."""
+        steps = 1 if self.online else self.timesteps
+        check_input(x, self.input_shape, steps, self.name)
+        return apply_stem(stem, x, steps)
+
+
 def check_input(x: jax.Array, input_shape: tuple[int, int, int], timesteps: int, model: str) -> None:
     """Raises a clear error unless ``x`` is ``[B, H, W, C]`` (static) or ``[T, B, H, W, C]`` (events)."""
     x_shape = tuple(x.shape)

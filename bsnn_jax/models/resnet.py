@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from bsnn_jax.models.common import ConvUnit, NetOptions, apply_stem, check_input
+from bsnn_jax.models.common import ConvUnit, NetOptions, SpikingNet
 from bsnn_jax.nn import BinaryLinear, pool
 
 
@@ -58,7 +58,7 @@ class Stem(nnx.Module):
         return pool(x, 3, stride=2, padding=1, kind="max", fold=self.time_fold) if self.maxpool else x
 
 
-class BiRealResNet(nnx.Module):
+class BiRealResNet(SpikingNet):
     """Stem -> stages of Bi-Real blocks -> global average pool -> FC (no LIF before the pool).
 
     ``stages`` lists ``(width, number of single-conv blocks, stride of the first)``.
@@ -77,7 +77,7 @@ class BiRealResNet(nnx.Module):
         name: str = "resnet",
         rngs: nnx.Rngs,
     ):
-        self.name, self.input_shape, self.timesteps = name, tuple(input_shape), opts.timesteps
+        self._init_net(name, input_shape, opts.timesteps)
         width = stages[0][0]
         self.stem = Stem(input_shape[-1], width, stem_kernel, stem_stride, stem_maxpool, opts, rngs=rngs)
         blocks = []
@@ -90,8 +90,7 @@ class BiRealResNet(nnx.Module):
 
     def __call__(self, x: jax.Array) -> jax.Array:
         """``[T, B, H, W, C]`` or a static ``[B, H, W, C]`` -> logits ``[T, B, num_classes]``."""
-        check_input(x, self.input_shape, self.timesteps, self.name)
-        x = apply_stem(self.stem, x, self.timesteps)
+        x = self.run_stem(self.stem, x)
         for block in self.blocks:
             x = block(x)
         return self.fc(jnp.mean(x, axis=(2, 3)))

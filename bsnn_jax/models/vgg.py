@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from bsnn_jax.models.common import ConvUnit, NetOptions, apply_stem, check_input
+from bsnn_jax.models.common import ConvUnit, NetOptions, SpikingNet
 from bsnn_jax.nn import BinaryLinear, pool
 
 VGGSNN = (64, 128, "A", 256, 256, "A", 512, 512, "A", 512, 512, "A")
@@ -17,7 +17,7 @@ VGG11 = (64, 128, "A", 256, 256, "A", 512, 512, "A", 512, 512)
 SMALL = (32, "A", 64, "A", 128)
 
 
-class SpikingVGG(nnx.Module):
+class SpikingVGG(SpikingNet):
     """A VGG-style spiking net. The first conv and the classifier stay full precision.
 
     ``head="flatten"`` reads the whole last spike map per time step (VGGSNN, TET); ``head="gap"``
@@ -38,8 +38,8 @@ class SpikingVGG(nnx.Module):
     ):
         if head not in ("flatten", "gap"):
             raise ValueError(f"unknown head {head!r}; known: ['flatten', 'gap']")
-        self.name, self.input_shape, self.timesteps, self.head = name, tuple(input_shape), opts.timesteps, head
-        self.time_fold = opts.time_fold
+        self._init_net(name, input_shape, opts.timesteps)
+        self.head, self.time_fold = head, opts.time_fold
         self.cfg = tuple(cfg)
         h, w, channels = input_shape
         units, lifs = [], []
@@ -61,14 +61,13 @@ class SpikingVGG(nnx.Module):
 
     def __call__(self, x: jax.Array) -> jax.Array:
         """``[T, B, H, W, C]`` or a static ``[B, H, W, C]`` -> logits ``[T, B, num_classes]``."""
-        check_input(x, self.input_shape, self.timesteps, self.name)
         layer = 0
         for item in self.cfg:
             if item == "A":
                 x = pool(x, 2, fold=self.time_fold)
                 continue
             unit = self.units[layer]
-            x = apply_stem(unit, x, self.timesteps) if layer == 0 else unit(x)
+            x = self.run_stem(unit, x) if layer == 0 else unit(x)
             x = self.lifs[layer](x)
             layer += 1
         x = jnp.mean(x, axis=(2, 3)) if self.head == "gap" else x.reshape(x.shape[:2] + (-1,))

@@ -29,6 +29,14 @@ class BinaryParam(nnx.Param):
     """
 
 
+class Membrane(nnx.Variable):
+    """A LIF layer's membrane potential, carried from one online time step to the next."""
+
+
+class Trace(nnx.Variable):
+    """A synaptic layer's presynaptic trace a_hat, carried from one online time step to the next."""
+
+
 class SynapticLayer(nnx.Module):
     """Weights applied to a layer's input: the kernel (binary or full precision) and bias.
 
@@ -39,10 +47,16 @@ class SynapticLayer(nnx.Module):
 
     With ``record=True`` (set by ``bsnn_jax.metrics`` on a copy of the model, under
     ``nnx.capture``), each call sows the mean of its input and its MACs per sample and time step.
+
+    With ``online=True`` (set by ``nn.online``) a spike-input layer keeps the presynaptic trace
+    of its input across calls and takes its weight gradient from it (``ops.trace_gradient``).
+
+    Subclasses define ``_apply(x, w)``, the layer's linear map of a ``[T, B, ...]`` input.
     """
 
     def _init_weights(self, shape, init, *, binary, use_bias, spike_input, binarizable, rngs):
         self.binary, self.spike_input, self.record = binary, spike_input, False
+        self.online, self.trace_decay, self.trace = False, 0.5, nnx.data(None)
         self.binarizable = binary if binarizable is None else binarizable
         self.kernel = (BinaryParam if binary else nnx.Param)(init(rngs.params(), shape))
         self.bias = nnx.Param(jnp.zeros(shape[-1:])) if use_bias else None
@@ -52,7 +66,15 @@ class SynapticLayer(nnx.Module):
         w = self.kernel[...]
         return (ops.binarize(w) if self.binary else w).astype(dtype)
 
-    def _finish(self, x: jax.Array, y: jax.Array) -> jax.Array:
+    def __call__(self, x: jax.Array) -> jax.Array:
+        w = self.weight(x.dtype)
+        if self.online and self.spike_input:
+            previous = None if self.trace is None else self.trace[...]
+            trace = ops.presynaptic_trace(previous, x, self.trace_decay)
+            self.trace = Trace(trace)
+            y = ops.trace_gradient(self._apply, x, trace, w)
+        else:
+            y = self._apply(x, w)
         if self.bias is not None:
             y = y + self.bias[...].astype(y.dtype)
         if self.record:
@@ -92,15 +114,15 @@ class BinaryConv(SynapticLayer):
             shape, kaiming_fan_out, binary=binary, use_bias=use_bias, spike_input=spike_input, binarizable=binarizable, rngs=rngs
         )
 
-    def conv(self, x: jax.Array) -> jax.Array:
+    def conv(self, x: jax.Array, w: jax.Array) -> jax.Array:
         """The convolution of one time step, ``[B, H, W, C_in] -> [B, H', W', C_out]``, no bias."""
         p = self.padding
         return lax.conv_general_dilated(
-            x, self.weight(x.dtype), (self.strides, self.strides), ((p, p), (p, p)), dimension_numbers=("NHWC", "HWIO", "NHWC")
+            x, w, (self.strides, self.strides), ((p, p), (p, p)), dimension_numbers=("NHWC", "HWIO", "NHWC")
         )
 
-    def __call__(self, x: jax.Array) -> jax.Array:
-        return self._finish(x, time_map(self.conv, x, fold=self.time_fold))
+    def _apply(self, x: jax.Array, w: jax.Array) -> jax.Array:
+        return time_map(lambda step: self.conv(step, w), x, fold=self.time_fold)
 
 
 class BinaryLinear(SynapticLayer):
@@ -130,8 +152,8 @@ class BinaryLinear(SynapticLayer):
             rngs=rngs,
         )
 
-    def __call__(self, x: jax.Array) -> jax.Array:
-        return self._finish(x, x @ self.weight(x.dtype))
+    def _apply(self, x: jax.Array, w: jax.Array) -> jax.Array:
+        return x @ w
 
 
 class BatchNorm(nnx.BatchNorm):
@@ -149,7 +171,10 @@ class BatchNorm(nnx.BatchNorm):
 class LIF(nnx.Module):
     """A layer of LIF neurons, AGMM Eq. 1-4, scanned over time (``ops.lif_scan``).
 
-    Holds no state between calls: the membrane starts at zero every forward. With ``record=True``
+    Holds no state between calls: the membrane starts at zero every forward. In online mode
+    (``online=True``, set by ``nn.online``) it keeps its last membrane as a ``Membrane`` variable
+    and starts the next call from it; the online step passes that state in as a constant, so
+    no gradient flows through time. With ``record=True``
     (set by ``bsnn_jax.metrics`` under ``nnx.capture``) it sows its firing rate, the mean spike
     count over time, batch and neurons (AGMM Fig. 8).
     """
@@ -169,10 +194,11 @@ class LIF(nnx.Module):
         check_reset(reset)
         self.tau, self.v_th, self.reset, self.detach_reset = tau, v_th, reset, detach_reset
         self.surrogate, self.beta, self.unroll = surrogate, beta, unroll
-        self.record = False
+        self.record, self.online, self.membrane = False, False, nnx.data(None)
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        spikes = ops.lif_scan(
+        u0 = self.membrane[...] if self.online and self.membrane is not None else None
+        spikes, u = ops.lif_scan(
             x,
             self.tau,
             self.v_th,
@@ -181,22 +207,33 @@ class LIF(nnx.Module):
             surrogate=self.surrogate,
             beta=self.beta,
             unroll=self.unroll,
+            u0=u0,
+            return_membrane=True,
         )
+        if self.online:
+            self.membrane = Membrane(u)
         if self.record:
             self.sow(nnx.Intermediate, "spike_rate", jnp.mean(spikes.astype(jnp.float32)))
         return spikes
 
 
 class AGMM(nnx.Module):
-    """AGMM Eq. 11 with a trainable temporal factor alpha: one scalar per time step, init 1.0."""
+    """AGMM Eq. 11 with a trainable temporal factor alpha: one scalar per time step, init 1.0.
+
+    Online, where the input is one time step, ``time_index`` (an int or a traced scalar, set by
+    ``nn.online``) says which alpha[t] applies.
+    """
 
     def __init__(self, timesteps: int, *, alpha_init: float = 1.0):
         if timesteps < 1:
             raise ValueError(f"AGMM needs timesteps >= 1, got {timesteps}")
         self.alpha = nnx.Param(jnp.full((timesteps,), alpha_init, jnp.float32))
+        self.time_index = None
 
     def __call__(self, x: jax.Array) -> jax.Array:
         t = self.alpha.shape[0]
+        if self.time_index is not None:
+            return ops.agmm(x, lax.dynamic_slice_in_dim(self.alpha[...], self.time_index, x.shape[0]))
         if x.shape[0] != t:
             raise ValueError(
                 f"AGMM was built for T={t} time steps but got input with T={x.shape[0]} (shape {x.shape}); "

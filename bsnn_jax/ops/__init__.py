@@ -3,6 +3,7 @@
 from bsnn_jax.ops.agmm import agmm
 from bsnn_jax.ops.binarize import binarize, channel_scale, sign_ste
 from bsnn_jax.ops.lif import lif_scan, lif_step
+from bsnn_jax.ops.online import presynaptic_trace, trace_gradient
 from bsnn_jax.ops.spike import SURROGATES, spike
 
-__all__ = ["SURROGATES", "agmm", "binarize", "channel_scale", "lif_scan", "lif_step", "sign_ste", "spike"]
+__all__ = ["SURROGATES", "agmm", "binarize", "channel_scale", "lif_scan", "lif_step", "presynaptic_trace", "sign_ste", "spike", "trace_gradient"]

@@ -1,0 +1,82 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from bsnn_jax import models, nn, ops
+
+
+def test_presynaptic_trace_hand_worked():
+    s = [jnp.array([1.0, 0.0]), jnp.array([0.0, 1.0]), jnp.array([1.0, 1.0])]
+    a = None
+    for spikes in s:
+        a = ops.presynaptic_trace(a, spikes, 0.5)
+    # a[2] = s2 + 0.5 s1 + 0.25 s0
+    np.testing.assert_allclose(np.asarray(a), [1.25, 1.5])
+
+
+def test_trace_gradient_replaces_only_the_weight_gradient():
+    rng = np.random.default_rng(0)
+    x, trace = jnp.asarray(rng.normal(size=(4, 3))), jnp.asarray(rng.normal(size=(4, 3)))
+    w, g = jnp.asarray(rng.normal(size=(3, 2))), jnp.asarray(rng.normal(size=(4, 2)))
+    y, vjp = jax.vjp(lambda x_, t_, w_: ops.trace_gradient(lambda a, b: a @ b, x_, t_, w_), x, trace, w)
+    dx, dtrace, dw = vjp(g)
+    np.testing.assert_allclose(np.asarray(y), np.asarray(x @ w), rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(dx), np.asarray(g @ w.T), rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(dw), np.asarray(trace.T @ g), rtol=1e-5)  # delta a_hat^T
+    assert not np.any(np.asarray(dtrace))
+
+
+@pytest.fixture(scope="module")
+def net():
+    model = models.create("small_cnn", variant="agmm", timesteps=3, input_shape=(8, 8, 1), rngs=0)
+    x = jax.random.uniform(jax.random.key(0), (3, 4, 8, 8, 1)) * 3
+    return model, x
+
+
+def run_online(model, x):
+    model = nnx.merge(*nnx.split(model))
+    nn.reset_online_state(model)
+    outs = []
+    for t in range(x.shape[0]):
+        nn.set_online(model, True, t=t)
+        outs.append(model(x[t : t + 1])[0])
+    return jnp.stack(outs), model
+
+
+def test_online_forward_equals_the_sequence_forward(net):
+    model, x = net
+    model.eval()  # running BN statistics: the same normalisation online and over the sequence
+    try:
+        online, stepped = run_online(model, x)
+        np.testing.assert_allclose(np.asarray(online), np.asarray(model(x)), rtol=1e-5, atol=1e-5)
+        static_online, _ = run_online(model, jnp.broadcast_to(x[0], x.shape))
+        np.testing.assert_allclose(np.asarray(static_online), np.asarray(model(x[0])), rtol=1e-5, atol=1e-5)
+        carried = nnx.state(stepped, nn.OnlineState)
+        assert len(nnx.to_flat_state(carried)) == 3 + 3  # three LIF membranes, traces of conv2, conv3, fc
+    finally:
+        model.train()
+
+
+def test_online_gradient_equals_bptt_where_time_terms_vanish():
+    """At T = 1 there is no past: the trace is the input and the membrane starts at zero."""
+    model = models.create("small_cnn", variant="agmm", timesteps=1, input_shape=(8, 8, 1), rngs=1)
+    x = jax.random.uniform(jax.random.key(2), (4, 8, 8, 1)) * 3
+    y = jnp.array([0, 1, 2, 3])
+
+    def loss(m, v):
+        return jnp.mean(-jax.nn.log_softmax(m(v)[0])[jnp.arange(4), y])
+
+    bptt = nnx.grad(loss)(nnx.merge(*nnx.split(model)), x)
+    online_model = nnx.merge(*nnx.split(model))
+    nn.reset_online_state(online_model)
+    nn.set_online(online_model, True, t=0)
+    online = nnx.grad(loss)(online_model, x)
+    for (path, a), (_, b) in zip(nnx.to_flat_state(bptt), nnx.to_flat_state(online)):
+        np.testing.assert_allclose(np.asarray(a[...]), np.asarray(b[...]), rtol=1e-4, atol=1e-6, err_msg=str(path))
+
+
+def test_online_needs_a_time_step(net):
+    with pytest.raises(ValueError, match="time step t"):
+        nn.set_online(net[0], True)
