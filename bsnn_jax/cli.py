@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from flax import nnx
 from rich.console import Console
@@ -53,6 +54,75 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+# Errors whose message already says what went wrong and how to fix it: printed without a traceback.
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from bsnn_jax.data import DataNotFoundError
+    from bsnn_jax.train import CheckpointError, ConfigError, NonFiniteLossError, RunDirectoryError
+
+    return (ConfigError, CheckpointError, RunDirectoryError, NonFiniteLossError, DataNotFoundError)
+
+
+def _fail(message: str) -> int:
+    Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {message}", highlight=False)
+    return 1
+
+
+def _train(args: argparse.Namespace) -> int:
+    from bsnn_jax import train
+    from bsnn_jax.train import config as config_lib
+    from bsnn_jax.train.loop import CONFIG_FILE
+
+    console = Console(soft_wrap=True)
+    try:
+        spec = args.config
+        if spec is None:
+            saved = Path(args.workdir) / CONFIG_FILE
+            if not saved.exists():
+                return _fail(f"--config is required: {args.workdir} has no {CONFIG_FILE} of an earlier run to resume")
+            spec = saved
+        config = config_lib.load(spec, args.overrides)
+        summary = train.fit(config, args.workdir, console=console)
+    except _user_errors() as e:
+        from bsnn_jax.data import DataNotFoundError
+
+        hint = (
+            "\n(with bsnn train: --config.dataset.data_dir=DIR points at the data, "
+            "--config.dataset.download=true lets it be fetched)" if isinstance(e, DataNotFoundError) else ""
+        )
+        return _fail(str(e) + hint)
+    except KeyboardInterrupt:
+        return 130
+    if summary.get("test_accuracy") is not None:
+        console.print(
+            f"test accuracy {100 * summary['test_accuracy']:.2f}% (best {100 * summary['best_test_accuracy']:.2f}% at step "
+            f"{summary['best_step']}), firing rate {summary.get('firing_rate', float('nan')):.4f} (all LIF neurons), "
+            f"model size {summary['model_size_mb']:.4f} MB; metrics in {Path(args.workdir) / 'metrics.jsonl'}"
+        )
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from bsnn_jax import train
+
+    try:
+        result = train.evaluate(args.workdir, step=args.step, best=args.best)
+    except _user_errors() as e:
+        return _fail(str(e))
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    console = Console(soft_wrap=True)
+    m = result["model"]
+    console.print(f"{m['name']} ({m['variant']}), T={m['timesteps']} on {result['dataset']}, checkpoint step {result['step']}")
+    console.print(
+        f"test accuracy {100 * result['test_accuracy']:.2f}%  test loss {result['test_loss']:.4f}  "
+        f"firing rate {result.get('firing_rate', float('nan')):.4f} (all LIF neurons)  model size {result['model_size_mb']:.4f} MB"
+    )
+    for layer, rate in result.get("firing_rates", {}).items():
+        console.print(f"  firing rate {layer}: {rate:.4f}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bsnn", description="Binary spiking neural networks in JAX.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -64,11 +134,41 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--input-shape", type=_shape, default=None, help="H,W,C of one frame")
     report.add_argument("--json", action="store_true", help="print JSON instead of a table")
     report.set_defaults(run=_report)
+
+    train = sub.add_parser(
+        "train",
+        help="train (or resume) a run from an ml_collections config file",
+        description="Trains the run described by --config in --workdir; running it again resumes from the last "
+        "checkpoint. Override any config field with --config.KEY=VALUE (nested keys with dots, e.g. "
+        "--config.optimizer.learning_rate=0.05 --config.num_epochs=3).",
+    )
+    train.add_argument("--config", default=None, help="experiments/configs/NAME.py[:arg] (default: WORKDIR/config.json, to resume)")
+    train.add_argument("--workdir", required=True, help="run directory: config.json, metrics.jsonl, checkpoints/")
+    train.set_defaults(run=_train)
+
+    evaluate = sub.add_parser("evaluate", help="score a run's checkpoint on its test split")
+    evaluate.add_argument("--workdir", required=True, help="a directory written by bsnn train")
+    which = evaluate.add_mutually_exclusive_group()
+    which.add_argument("--step", type=int, default=None, help="checkpoint step (default: the latest)")
+    which.add_argument("--best", action="store_true", help="the checkpoint with the best test accuracy")
+    evaluate.add_argument("--json", action="store_true", help="print JSON instead of text")
+    evaluate.set_defaults(run=_evaluate)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    from bsnn_jax.train.config import ConfigError, split_override_args
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    try:
+        rest, overrides = split_override_args(argv)
+    except ConfigError as e:
+        parser.error(str(e))
+    args = parser.parse_args(rest)
+    if overrides and args.command != "train":
+        parser.error(f"--config.KEY overrides are only for 'bsnn train', got {['--config.' + k for k, _ in overrides]}")
+    args.overrides = overrides
     return args.run(args)
 
 

@@ -7,7 +7,6 @@ A firing rate is the mean of the spikes over (T, B, H, W, C) of one LIF layer (Q
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -54,21 +53,3 @@ def firing_rates(model: nnx.Module, x: jax.Array, **kwargs) -> tuple[Any, dict[s
     """Runs ``model(x)``; returns ``(output, {LIF layer path: mean spike rate})`` in network order."""
     out, spikes = run_with_spikes(model, x, **kwargs)
     return out, {k: jnp.mean(v.astype(jnp.float32)) for k, v in spikes.items()}
-
-
-def mean_firing_rate(rates: dict[str, jax.Array], spikes_per_layer: dict[str, int] | None = None) -> jax.Array:
-    """Mean of per-layer rates; weighted by neuron counts when ``spikes_per_layer`` is given."""
-    if not rates:
-        return jnp.zeros((), jnp.float32)
-    if spikes_per_layer is None:
-        return jnp.mean(jnp.stack(list(rates.values())))
-    w = jnp.asarray([spikes_per_layer[k] for k in rates], jnp.float32)
-    return jnp.sum(jnp.stack(list(rates.values())) * w) / jnp.sum(w)
-
-
-def neuron_counts(spikes: dict[str, jax.Array]) -> dict[str, int]:
-    """Number of spike values per layer (``T*B*H*W*C``), for neuron-weighted averages."""
-    return {k: int(v.size) for k, v in spikes.items()}
-
-
-FiringRateFn = Callable[[nnx.Module, jax.Array], tuple[Any, dict[str, jax.Array]]]

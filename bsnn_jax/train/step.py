@@ -76,7 +76,8 @@ def make_train_step(
 
     Returns:
       The jitted step; ``metrics`` has the batch means ``loss`` (data loss), ``objective``
-      (what was differentiated) and ``accuracy`` (mean-over-T prediction).
+      (what was differentiated) and ``accuracy`` (mean-over-T prediction), and the global norms
+      ``grad_norm`` and ``param_norm`` (of the updated parameters).
     """
     loss_fn = losses.get_loss(loss)
     if collect_spikes is None:
@@ -101,7 +102,13 @@ def make_train_step(
         (total, (data_loss, logits, model_state)), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        metrics = {"loss": data_loss, "objective": total, "accuracy": jnp.mean(losses.correct(logits, y))}
+        metrics = {
+            "loss": data_loss,
+            "objective": total,
+            "accuracy": jnp.mean(losses.correct(logits, y)),
+            "grad_norm": optax.tree.norm(grads),
+            "param_norm": optax.tree.norm(params),  # non-finite once an update overflowed
+        }
         new_state = state.replace(
             step=state.step + 1,
             params=params,

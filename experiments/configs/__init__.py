@@ -1,0 +1,1 @@
+"""Config files for ``bsnn train --config experiments/configs/NAME.py``; shared parts in ``common``."""

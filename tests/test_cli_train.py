@@ -1,0 +1,91 @@
+"""``bsnn train`` / ``bsnn evaluate`` end to end on sklearn digits, with config_flags-style overrides."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bsnn_jax import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = str(ROOT / "experiments" / "configs" / "demo.py")
+TINY = [
+    "--config.dataset.name=digits",
+    "--config.dataset.num_threads", "1",
+    "--config.num_epochs=1",
+    "--config.batch_size=32",
+    "--config.eval_batch_size=120",
+    "--config.mesh.num_devices=1",
+    "--config.optimizer.learning_rate=0.05",
+]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("cli") / "run"
+    code = cli.main(["train", "--config", DEMO, "--workdir", str(workdir), *TINY])
+    return code, workdir
+
+
+def test_train_writes_metrics_config_and_checkpoint(trained, capsys):
+    code, workdir = trained
+    assert code == 0
+    rows = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 1
+    row = rows[0]
+    assert row["epoch"] == 1 and row["step"] == 1437 // 32
+    for key in ("train_loss", "train_accuracy", "test_accuracy", "test_loss", "epoch_seconds"):
+        assert isinstance(row[key], float)
+    config = json.loads((workdir / "config.json").read_text())
+    assert config["dataset"]["name"] == "digits" and config["batch_size"] == 32 and config["model"]["name"] == "small_cnn"
+    assert (workdir / "checkpoints" / str(row["step"])).is_dir()
+
+
+def test_evaluate_prints_the_checkpoint_score(trained, capsys):
+    _, workdir = trained
+    capsys.readouterr()
+    assert cli.main(["evaluate", "--workdir", str(workdir), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    row = json.loads((workdir / "metrics.jsonl").read_text().splitlines()[-1])
+    assert result["step"] == row["step"] and abs(result["test_accuracy"] - row["test_accuracy"]) < 1e-9
+    assert cli.main(["evaluate", "--workdir", str(workdir)]) == 0
+    assert "test accuracy" in capsys.readouterr().out
+
+
+def test_train_again_resumes_from_the_workdir_config(trained, capsys):
+    _, workdir = trained
+    lines = (workdir / "metrics.jsonl").read_text()
+    # no --config: the run's own config.json; the run is finished, so nothing more happens
+    assert cli.main(["train", "--workdir", str(workdir)]) == 0
+    assert (workdir / "metrics.jsonl").read_text() == lines
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--config.optimizer.lr=0.1"], "unknown config key 'optimizer.lr'"),
+        (["--config.model.name=resnet20"], "unknown model 'resnet20' (model.name)"),
+        (["--config.dataset.name=mnist"], "unknown dataset 'mnist' (dataset.name)"),
+        (["--config.num_epochs=two"], "expected int"),
+    ],
+)
+def test_bad_configs_fail_with_a_clear_message(tmp_path, capsys, args, message):
+    assert cli.main(["train", "--config", DEMO, "--workdir", str(tmp_path / "w"), *args]) == 1
+    err = capsys.readouterr().err
+    assert "error:" in err and message in " ".join(err.split())
+
+
+def test_missing_config_and_workdir_errors(tmp_path, capsys):
+    assert cli.main(["train", "--workdir", str(tmp_path)]) == 1
+    assert "--config is required" in capsys.readouterr().err
+    assert cli.main(["train", "--config", str(tmp_path / "nope.py"), "--workdir", str(tmp_path)]) == 1
+    assert "does not exist" in capsys.readouterr().err
+    assert cli.main(["evaluate", "--workdir", str(tmp_path / "empty")]) == 1
+    assert "not a bsnn train workdir" in " ".join(capsys.readouterr().err.split())
+    with pytest.raises(SystemExit):
+        cli.main(["evaluate", "--workdir", str(tmp_path), "--config.seed=1"])
+
+
+def test_report_subcommand_still_works(capsys):
+    assert cli.main(["report", "--model", "small_cnn", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["model"] == "small_cnn"
