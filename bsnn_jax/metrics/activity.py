@@ -1,15 +1,62 @@
-"""Firing rates and operation counts measured on data (AGMM Fig. 8 and Table 2)."""
+"""Spikes, firing rates and operation counts measured on data (AGMM Fig. 8 and Table 2).
+
+``nnx.capture`` records the output of every ``nn.LIF`` call, so spiking layers need no hooks;
+weight layers sow their mean input and MACs when their ``record`` flag is on.
+A firing rate is the mean of one LIF layer's spikes over (T, B, H, W, C) (Q-SNN appends
+``out.mean()`` per LIF; methods-spec 1.6).
+"""
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable
+from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
 from bsnn_jax.nn import LIF, SynapticLayer
+
+
+class SpikeOutput(nnx.Intermediate):
+    """Variable type of captured method outputs (only the LIF ones are kept)."""
+
+
+def _name(path) -> str:
+    return ".".join(str(p) for p in path)
+
+
+def _run_captured(model: nnx.Module, x: jax.Array, **kwargs):
+    """``model(x)`` with every LIF's spikes and everything sown, ``(out, spikes, sown)``."""
+    out, outputs, sown = nnx.capture(model, SpikeOutput, nnx.Intermediate, method_outputs=SpikeOutput)(x, **kwargs)
+    flat = {tuple(p): v for p, v in nnx.to_flat_state(outputs)}
+    spikes = {}
+    for path, module in nnx.iter_modules(model):
+        var = flat.get(tuple(path) + ("__call__",))
+        if isinstance(module, LIF) and var is not None:  # a LIF the forward never called has no entry
+            calls = var.get_value()
+            spikes[_name(path)] = calls[0] if len(calls) == 1 else jnp.concatenate(calls, axis=0)
+    return out, spikes, {_name(p): v.get_value()[0] for p, v in nnx.to_flat_state(sown)}
+
+
+def run_with_spikes(model: nnx.Module, x: jax.Array, **kwargs) -> tuple[Any, dict[str, jax.Array]]:
+    """Runs ``model(x)`` and also returns the spike tensor of every LIF layer.
+
+    Returns:
+      ``(output, spikes)`` with ``spikes`` an ordered ``{layer path: [T, B, ...] spikes}``; a LIF
+      module called several times contributes the concatenation of its calls along axis 0.
+      The spikes are differentiable (surrogate gradients), for firing-rate regularisers.
+    """
+    out, spikes, _ = _run_captured(model, x, **kwargs)
+    return out, spikes
+
+
+def firing_rates(model: nnx.Module, x: jax.Array, **kwargs) -> tuple[Any, dict[str, jax.Array]]:
+    """Runs ``model(x)``; returns ``(output, {LIF layer path: mean spike rate})`` in network order."""
+    out, spikes = run_with_spikes(model, x, **kwargs)
+    return out, {k: jnp.mean(v.astype(jnp.float32)) for k, v in spikes.items()}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,22 +87,14 @@ def _recording_copy(model: nnx.Module) -> nnx.Module:
     # (and any graphdef a jitted train step holds) untouched.
     copy = nnx.merge(*nnx.split(model))
     for _, module in nnx.iter_graph(copy):
-        if isinstance(module, (LIF, SynapticLayer)):
+        if isinstance(module, SynapticLayer):
             module.record = True
     return copy
 
 
-def _flat(state) -> dict[str, jax.Array]:
-    out = {}
-    for path, value in nnx.to_flat_state(state):
-        values = value.get_value() if isinstance(value, nnx.Variable) else value
-        out[".".join(map(str, path))] = values[0] if isinstance(values, tuple) else values
-    return out
-
-
 def activity_fn(model: nnx.Module):
     """A jitted ``f(x) -> (logits, recorded)`` that runs ``model`` in evaluation mode and records
-    every LIF's firing rate and every weight layer's mean input and MACs.
+    every LIF's firing rate (``"<path>.spike_rate"``) and every weight layer's mean input and MACs.
 
     The model's current parameters are read at each call, so one function serves a whole
     training run.
@@ -66,8 +105,9 @@ def activity_fn(model: nnx.Module):
 
     @jax.jit
     def run(state, x):
-        logits, recorded = nnx.capture(lambda m, v: m(v), nnx.Intermediate)(nnx.merge(graphdef, state), x)
-        return logits, _flat(recorded)
+        logits, spikes, sown = _run_captured(nnx.merge(graphdef, state), x)
+        rates = {f"{k}.spike_rate": jnp.mean(v.astype(jnp.float32)) for k, v in spikes.items()}
+        return logits, {**sown, **rates}
 
     return lambda x: run(nnx.state(model), x)
 

@@ -174,9 +174,7 @@ class LIF(nnx.Module):
     Holds no state between calls: the membrane starts at zero every forward. In online mode
     (``online=True``, set by ``nn.online``) it keeps its last membrane as a ``Membrane`` variable
     and starts the next call from it; the online step passes that state in as a constant, so
-    no gradient flows through time. With ``record=True``
-    (set by ``bsnn_jax.metrics`` under ``nnx.capture``) it sows its firing rate, the mean spike
-    count over time, batch and neurons (AGMM Fig. 8).
+    no gradient flows through time.
     """
 
     def __init__(
@@ -188,13 +186,13 @@ class LIF(nnx.Module):
         detach_reset: bool = False,
         surrogate: str = "triangle",
         beta: float = 1.0,
-        unroll: int | bool = 1,
+        unroll: int | bool = True,
     ):
         check_surrogate(surrogate)
         check_reset(reset)
         self.tau, self.v_th, self.reset, self.detach_reset = tau, v_th, reset, detach_reset
         self.surrogate, self.beta, self.unroll = surrogate, beta, unroll
-        self.record, self.online, self.membrane = False, False, nnx.data(None)
+        self.online, self.membrane = False, nnx.data(None)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         u0 = self.membrane[...] if self.online and self.membrane is not None else None
@@ -212,8 +210,6 @@ class LIF(nnx.Module):
         )
         if self.online:
             self.membrane = Membrane(u)
-        if self.record:
-            self.sow(nnx.Intermediate, "spike_rate", jnp.mean(spikes.astype(jnp.float32)))
         return spikes
 
 

@@ -61,7 +61,7 @@ def lif_scan(
     beta=1.0,
     u0: jax.Array | None = None,
     membrane_dtype=None,
-    unroll: int | bool = 1,
+    unroll: int | bool = True,
     return_membrane: bool = False,
 ):
     """Runs ``lif_step`` over the leading (time) axis of ``x`` with ``lax.scan``.
@@ -72,7 +72,8 @@ def lif_scan(
       u0: initial membrane ``U[-1]``, shape ``x.shape[1:]``; zeros by default (Q-SNN code).
       membrane_dtype: dtype of the membrane when ``u0`` is not given; defaults to ``x.dtype``.
         ``jnp.float32`` with bf16 ``x`` keeps the recurrence in full precision.
-      unroll: passed to ``lax.scan``; ``True`` unrolls all T steps.
+      unroll: passed to ``lax.scan``. ``True`` (default) unrolls all T steps: on XLA CPU a rolled
+        scan made the LIF of a [2, 128, 28, 28, 32] layer 20x slower (81 ms vs 3.6 ms fwd+bwd).
       return_membrane: also return the final membrane ``U[T-1]``.
 
     Returns:

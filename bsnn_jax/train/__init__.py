@@ -10,7 +10,7 @@ Example::
     print(train.evaluate("runs/demo"))
 """
 
-from bsnn_jax.train import config, losses, mesh, optimizer, spikes
+from bsnn_jax.train import config, losses, mesh, optimizer
 from bsnn_jax.train.checkpoint import CheckpointError, RunCheckpoints
 from bsnn_jax.train.config import ConfigError, default_config
 from bsnn_jax.train.loop import NonFiniteLossError, Run, RunDirectoryError, build, create_model, evaluate, fit, run_eval
@@ -39,7 +39,6 @@ __all__ = [
     "mesh",
     "optimizer",
     "run_eval",
-    "spikes",
     "split_model",
     "time_major",
 ]

@@ -68,7 +68,7 @@ def firing_rate_penalty(
     """Q-SNN's firing-rate regulariser ``mean_l (fr_l - target)^2`` over LIF layers.
 
     ``rates`` maps a layer name to its mean spike rate, in network order (as
-    ``bsnn_jax.train.spikes.firing_rates`` returns them). The Q-SNN code leaves out the first
+    ``bsnn_jax.metrics.firing_rates`` returns them). The Q-SNN code leaves out the first
     and the last entries of its list; ``skip_first``/``skip_last`` do the same when at least one
     layer remains (otherwise every layer counts). Returns 0 for a model without LIF layers.
     """

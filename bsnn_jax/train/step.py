@@ -16,9 +16,9 @@ import optax
 from flax import nnx
 from jax.sharding import Mesh
 
+from bsnn_jax.metrics import run_with_spikes
 from bsnn_jax.train import losses
 from bsnn_jax.train.mesh import batch_sharding, replicated
-from bsnn_jax.train.spikes import run_with_spikes
 from bsnn_jax.train.state import ModelDef, TrainState
 
 Regularizer = Callable[..., jax.Array]

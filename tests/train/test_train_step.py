@@ -7,7 +7,8 @@ import optax
 import pytest
 
 from bsnn_jax import models, ops
-from bsnn_jax.train import losses, spikes
+from bsnn_jax.metrics import firing_rates, run_with_spikes
+from bsnn_jax.train import losses
 from bsnn_jax.train.state import create_train_state
 from bsnn_jax.train.step import make_train_step, time_major
 
@@ -36,7 +37,7 @@ def test_objective_adds_firing_rate_penalty_and_regularizer(setup):
 
     # the same forward pass outside the step (BatchNorm in training mode, as in the step)
     fresh = defs.model(state.params, state.model_state, training=True)
-    logits, rates = spikes.firing_rates(fresh, jnp.asarray(batch["image"]))
+    logits, rates = firing_rates(fresh, jnp.asarray(batch["image"]))
     data_loss = float(jnp.mean(losses.mean_logits_cross_entropy(logits, jnp.asarray(batch["label"]))))
     penalty = float(jnp.mean(jnp.stack([(rates["lifs.1"] - 0.2) ** 2])))  # Q-SNN drops the first and last layer
     reg = float(0.1 * jnp.mean(logits**2))
@@ -47,7 +48,7 @@ def test_objective_adds_firing_rate_penalty_and_regularizer(setup):
 def test_captured_spikes_are_the_lif_outputs(setup):
     model, batch = setup
     x = jnp.asarray(batch["image"][:4])
-    out, captured = spikes.run_with_spikes(model, x)
+    out, captured = run_with_spikes(model, x)
     np.testing.assert_allclose(out, model(x), rtol=1e-6)
     assert list(captured) == ["lifs.0", "lifs.1", "lifs.2"]
     # lifs.0 fires on the stem: BN(conv(x)) broadcast over T, fed to a LIF
