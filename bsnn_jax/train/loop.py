@@ -30,7 +30,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from bsnn_jax import data as data_lib
 from bsnn_jax import models
-from bsnn_jax.metrics import model_size
+from bsnn_jax.metrics import flip_kernels, flip_ratio, model_size, signs
 from bsnn_jax.train import config as config_lib
 from bsnn_jax.train import mesh as mesh_lib
 from bsnn_jax.train import optimizer as optimizer_lib
@@ -373,6 +373,8 @@ def _format_row(row: dict[str, Any], num_epochs: int) -> str:
         text += f"  test loss {row['test_loss']:.4f} acc {100 * row['test_accuracy']:.2f}%"
     if row.get("firing_rate") is not None:
         text += f"  firing rate {row['firing_rate']:.4f}"
+    if row.get("flip_ratio") is not None:
+        text += f"  flips {row['flip_ratio']:.4f}"
     return text + f"  ({row['epoch_seconds']:.1f} s)"
 
 
@@ -418,6 +420,48 @@ def fit(
         checkpoints.close()
 
 
+def _new_epoch_sums() -> dict[str, Any]:
+    return {"loss": 0.0, "correct": 0.0, "count": 0.0, "seconds": 0.0, "steps": 0, "flip_fraction": 0.0, "grad_mean": {}, "grad_var": {}}
+
+
+SIGNS_FILE = "flip_signs.npz"
+
+
+def _signs(run: Run, state: TrainState) -> dict[str, np.ndarray]:
+    """sign(W) (int8, sign(0) = +1) of the binarized layers' kernels, flattened, on the host."""
+    return {k: np.asarray(v).ravel() for k, v in jax.device_get(signs(flip_kernels(run.defs.model(state.params, state.model_state)))).items()}
+
+
+def _save_signs(workdir: Path, step: int, snapshot: dict[str, np.ndarray]) -> None:
+    # One bit per weight (1.5 MB for ResNet-19): the epoch-start snapshot Eq. 8 compares against
+    # must survive a stop and resume in the middle of the epoch.
+    packed = {f"bits/{k}": np.packbits(v > 0) for k, v in snapshot.items()}
+    sizes = {f"size/{k}": np.asarray(v.size) for k, v in snapshot.items()}
+    np.savez(workdir / SIGNS_FILE, step=np.asarray(step), **packed, **sizes)
+
+
+def _load_signs(workdir: Path, step: int) -> dict[str, np.ndarray] | None:
+    path = workdir / SIGNS_FILE
+    if not path.exists():
+        return None
+    with np.load(path) as f:
+        if int(f["step"]) != step:
+            return None
+        bits = {k[5:]: np.unpackbits(f[k])[: int(f["size/" + k[5:]])] for k in f.files if k.startswith("bits/")}
+    return {k: np.where(v > 0, 1, -1).astype(np.int8) for k, v in bits.items()}
+
+
+def _flip_and_gradient_row(sums: dict[str, Any], before: dict[str, np.ndarray] | None, after: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The epoch's flip ratios (AGMM Eq. 8 between epoch ends; Larq's mean per-step fraction)
+    and the binarized layers' mean gradient mean and variance over its steps."""
+    steps = max(sums["steps"], 1)
+    return {
+        "flip_ratio": None if before is None else float(flip_ratio(before, after)),
+        "flip_ratio_step": sums["flip_fraction"] / steps,
+        "grad_stats": {k: {"mean": sums["grad_mean"][k] / steps, "var": sums["grad_var"][k] / steps} for k in sums["grad_mean"]},
+    }
+
+
 def _fit(
     run: Run, workdir: Path, checkpoints: RunCheckpoints, until_step: int | None, console: Console, regularizer: Regularizer | None
 ) -> dict[str, Any]:
@@ -437,7 +481,7 @@ def _fit(
             console.print(f"{workdir}: the run is complete (step {latest} of {run.total_steps}); nothing to do")
         else:
             console.print(f"resuming {workdir} from step {latest} (epoch {latest // run.steps_per_epoch + 1} of {config.num_epochs})")
-    sums = dict(meta.get("epoch_sums", {"loss": 0.0, "correct": 0.0, "count": 0.0, "seconds": 0.0}))
+    sums = dict(meta.get("epoch_sums", _new_epoch_sums()))
     best = meta.get("best", {"test_accuracy": None, "step": None})
     last_row: dict[str, Any] = meta.get("last_row", {})
 
@@ -462,6 +506,12 @@ def _fit(
     eval_step = make_eval_step(run.defs, loss=config.loss.name, firing_rates=True, mesh=run.mesh)
 
     step = int(jax.device_get(state.step))
+    flip_total = sum(int(k.size) for k in flip_kernels(run.model).values())
+    epoch_signs = _load_signs(workdir, step - step % run.steps_per_epoch)
+    if epoch_signs is None and step % run.steps_per_epoch == 0 and step < run.total_steps:
+        epoch_signs = _signs(run, state)
+        if is_main:
+            _save_signs(workdir, step, epoch_signs)
     window: list[dict[str, jax.Array]] = []
     window_first_step = step
     stopped_early = False
@@ -492,6 +542,11 @@ def _fit(
                 f"(--config.optimizer.grad_clip_norm=1.0); running again in this workdir resumes from the last checkpoint."
             )
         n = config.batch_size
+        sums["steps"] += len(values)
+        sums["flip_fraction"] += sum(float(v["flips"]) for v in values) / flip_total
+        for key in ("grad_mean", "grad_var"):
+            for layer in values[0][key]:
+                sums[key][layer] = sums[key].get(layer, 0.0) + sum(float(v[key][layer]) for v in values)
         sums["loss"] += float(losses.sum()) * n
         sums["correct"] += float(sum(float(v["accuracy"]) for v in values)) * n
         sums["count"] += float(len(values) * n)
@@ -551,7 +606,11 @@ def _fit(
                     "train_loss": sums["loss"] / max(sums["count"], 1),
                     "train_accuracy": sums["correct"] / max(sums["count"], 1),
                     "learning_rate": float(run.schedule(step - 1)),
+                    **_flip_and_gradient_row(sums, epoch_signs, (signs_now := _signs(run, state))),
                 }
+                epoch_signs = signs_now
+                if is_main:
+                    _save_signs(workdir, step, epoch_signs)
                 evaluated = (epoch + 1) % config.eval_every_epochs == 0 or step >= run.total_steps
                 if evaluated:
                     t0 = time.time()
@@ -565,7 +624,7 @@ def _fit(
                 if evaluated and (best["test_accuracy"] is None or row["test_accuracy"] > best["test_accuracy"]):
                     best = {"test_accuracy": row["test_accuracy"], "step": step}
                 last_row = row
-                sums = {"loss": 0.0, "correct": 0.0, "count": 0.0, "seconds": 0.0}
+                sums = _new_epoch_sums()
                 epoch_start = time.time()
                 save({"test_accuracy": row["test_accuracy"]} if evaluated else None)
                 if is_main:

@@ -16,7 +16,7 @@ import optax
 from flax import nnx
 from jax.sharding import Mesh
 
-from bsnn_jax.metrics import run_with_spikes
+from bsnn_jax.metrics import count_flips, flip_kernels, gradient_stats, run_with_spikes
 from bsnn_jax.train import losses
 from bsnn_jax.train.mesh import batch_sharding, replicated
 from bsnn_jax.train.state import ModelDef, TrainState
@@ -102,12 +102,20 @@ def make_train_step(
         (total, (data_loss, logits, model_state)), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
+        # The binarized layers' kernels (latent weights; the FP-SNN's same layers) and gradients:
+        # the sign flips of this step (Larq's FlipRatio) and AGMM Prop. 1's gradient mean/variance.
+        kernels = lambda tree: flip_kernels(defs.model(tree, state.model_state))
+        flipped, _ = count_flips(kernels(state.params), kernels(params))
+        grad_stats = gradient_stats(kernels(grads))
         metrics = {
             "loss": data_loss,
             "objective": total,
             "accuracy": jnp.mean(losses.correct(logits, y)),
             "grad_norm": optax.tree.norm(grads),
             "param_norm": optax.tree.norm(params),  # non-finite once an update overflowed
+            "flips": flipped,
+            "grad_mean": {k: m for k, (m, _) in grad_stats.items()},
+            "grad_var": {k: v for k, (_, v) in grad_stats.items()},
         }
         new_state = state.replace(
             step=state.step + 1,

@@ -66,6 +66,27 @@ def test_metrics_jsonl_config_json_and_checkpoints(reference):
     assert steps == [44, 88]
 
 
+def test_flip_ratios_and_gradient_statistics(reference):
+    workdir, _ = reference
+    rows = _rows(workdir)
+    # Eq. 8 between the checkpoints of epochs 1 and 2, recomputed from the saved latent kernels
+    def kernels(step):
+        units = _params(workdir, step)["params"]["units"]
+        return {i: np.asarray(units[i]["conv"]["kernel"]) for i in units if str(i) != "0"}  # unit 0: FP stem
+
+    before, after = kernels(44), kernels(88)
+    assert len(after) == 2  # small_cnn binarizes units 1 and 2
+    flips = sum(int(np.sum((before[k] >= 0) != (after[k] >= 0))) for k in after)
+    np.testing.assert_allclose(rows[1]["flip_ratio"], flips / sum(v.size for v in after.values()), rtol=1e-6)
+    for r in rows:
+        assert 0 < r["flip_ratio"] < 1 and 0 < r["flip_ratio_step"] < 1
+        # per step fewer weights flip than over a whole epoch, but the epoch's net count can
+        # never exceed the sum of its steps' counts
+        assert r["flip_ratio_step"] < r["flip_ratio"] <= r["flip_ratio_step"] * 44
+        assert set(r["grad_stats"]) == {"units.1.conv", "units.2.conv"}
+        assert all(s["var"] > 0 and np.isfinite(s["mean"]) for s in r["grad_stats"].values())
+
+
 def test_evaluate_rebuilds_the_model_from_the_workdir(reference):
     workdir, summary = reference
     result = train.evaluate(workdir)
@@ -91,7 +112,7 @@ def test_stopped_and_resumed_run_ends_exactly_like_the_uninterrupted_one(referen
     for (path, a), (_, b) in zip(leaves_a, leaves_b):  # params, BN stats, optimizer state, step, RNG
         np.testing.assert_array_equal(a, b, err_msg=jax.tree_util.keystr(path))
     for mine, ref in zip(_rows(tmp_path), _rows(ref_dir)):
-        for key in ("epoch", "step", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "firing_rate"):
+        for key in ("epoch", "step", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "firing_rate", "flip_ratio", "flip_ratio_step"):
             np.testing.assert_allclose(mine[key], ref[key], rtol=1e-9, err_msg=key)
 
 
