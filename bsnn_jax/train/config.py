@@ -91,6 +91,7 @@ def default_config() -> ml_collections.ConfigDict:
     c.batch_size = 64
     c.eval_batch_size = 256
     c.num_epochs = 1
+    c.steps_per_epoch = 0  # 0: one pass over the training set; N: evaluate, checkpoint and log every N steps
     c.log_every_steps = 20
     c.eval_every_epochs = 1
 

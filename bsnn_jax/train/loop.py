@@ -139,7 +139,9 @@ def build(config: ml_collections.ConfigDict, *, mesh: Mesh | None = None) -> Run
     test_loader = data_lib.make_loader(
         ds, "test", batch_size=eval_batch_per_host, num_threads=config.dataset.num_threads, prefetch_batches=config.dataset.prefetch_batches
     )
-    steps_per_epoch = train_loader.steps_per_epoch
+    # An "epoch" of steps_per_epoch steps (evaluation, flip-ratio snapshot, checkpoint) when the
+    # config sets one, else a full pass; the training stream continues across epoch boundaries.
+    steps_per_epoch = config.steps_per_epoch or train_loader.steps_per_epoch
     total_steps = config.num_epochs * steps_per_epoch
     schedule = optimizer_lib.make_schedule(
         config.schedule.name,
@@ -661,6 +663,36 @@ def _fit(
 # evaluate
 
 
+def restore(
+    workdir: str | Path, *, step: int | None = None, best: bool = False, mesh: Mesh | None = None
+) -> tuple[Run, TrainState, int]:
+    """Rebuilds the run in ``workdir`` from its ``config.json`` and restores one checkpoint.
+
+    Args:
+      workdir: a directory written by :func:`fit`.
+      step: the checkpoint step (default: the latest, or the best with ``best=True``).
+      best: use the checkpoint with the best test accuracy.
+
+    Returns:
+      ``(run, state, step)``; ``run.defs.model(state.params, state.model_state)`` is the trained
+      model in evaluation mode.
+    """
+    workdir = Path(workdir).absolute()
+    config = load_run_config(workdir)
+    run = build(config, mesh=mesh)
+    directory = workdir / CHECKPOINT_DIR
+    with RunCheckpoints(directory, fingerprint=run.fingerprint, keep=config.checkpoint.keep, keep_best=config.checkpoint.keep_best) as checkpoints:
+        steps = checkpoints.all_steps()
+        if not steps:
+            raise CheckpointError(f"{directory} holds no checkpoint yet: train first (bsnn train --workdir {workdir})")
+        if step is None:
+            step = checkpoints.best_step() if best else checkpoints.latest_step()
+        elif step not in steps:
+            raise CheckpointError(f"no checkpoint at step {step} in {directory}; available: {steps}")
+        state, _ = checkpoints.restore(step, run.state)
+    return run, state, int(step)
+
+
 def evaluate(
     workdir: str | Path,
     *,
@@ -679,19 +711,8 @@ def evaluate(
       ``{"step", "test_loss", "test_accuracy", "firing_rate", "firing_rates", "model_size_mb",
       "model", "dataset"}``.
     """
-    workdir = Path(workdir).absolute()
-    config = load_run_config(workdir)
-    run = build(config, mesh=mesh)
-    directory = workdir / CHECKPOINT_DIR
-    with RunCheckpoints(directory, fingerprint=run.fingerprint, keep=config.checkpoint.keep, keep_best=config.checkpoint.keep_best) as checkpoints:
-        steps = checkpoints.all_steps()
-        if not steps:
-            raise CheckpointError(f"{directory} holds no checkpoint yet: train first (bsnn train --workdir {workdir})")
-        if step is None:
-            step = checkpoints.best_step() if best else checkpoints.latest_step()
-        elif step not in steps:
-            raise CheckpointError(f"no checkpoint at step {step} in {directory}; available: {steps}")
-        state, _ = checkpoints.restore(step, run.state)
+    run, state, step = restore(workdir, step=step, best=best, mesh=mesh)
+    config = run.config
     result = run_eval(run, state, make_eval_step(run.defs, loss=config.loss.name, firing_rates=True, mesh=run.mesh))
     return {
         "step": int(step),
