@@ -23,33 +23,79 @@ def _shape(text: str) -> tuple[int, int, int]:
     return h, w, c
 
 
-def _report(args: argparse.Namespace) -> int:
-    # eval_shape: counting ResNet-18's 11.7M parameters needs no memory and no initialisation.
-    model = nnx.eval_shape(
-        lambda: models.create(
-            args.model,
-            variant=args.variant,
-            num_classes=args.num_classes,
-            timesteps=args.timesteps,
-            input_shape=args.input_shape,
-        )
-    )
-    report = model_size(model)
-    if args.json:
-        print(json.dumps({"model": args.model, "variant": args.variant, **report.to_dict()}, indent=2))
-        return 0
-    table = Table(title=f"{args.model} ({args.variant}), T={args.timesteps}: size as the papers count it")
+def _size_table(report, title: str) -> Table:
+    table = Table(title=title)
     for col, justify in [("layer", "left"), ("shape", "left"), ("bits/weight", "right"), ("params", "right"), ("bytes", "right")]:
         table.add_column(col, justify=justify)
     for r in report.rows:
         table.add_row(r.path, "x".join(map(str, r.shape)), str(r.bits), f"{r.params:,}", f"{r.bytes:,.0f}")
     table.add_section()
     table.add_row("total", "", "", f"{report.total_params:,}", f"{report.total_bytes:,.0f}")
-    console = Console()
-    console.print(table)
+    return table
+
+
+def _measured_table(measured: dict) -> Table:
+    table = Table(title=f"measured on the test set, checkpoint step {measured['step']} (per inference, all T steps)")
+    for col, justify in [("layer", "left"), ("input", "left"), ("mean input", "right"), ("MACs/step", "right")]:
+        table.add_column(col, justify=justify)
+    for path, layer in measured["layers"].items():
+        kind = "spikes (SOPs)" if layer["spike_input"] else "real (MACs)"
+        table.add_row(path, kind, f"{layer['input_rate']:.4f}", f"{layer['macs_per_step']:,.0f}")
+    return table
+
+
+def _report(args: argparse.Namespace) -> int:
+    measured = None
+    if args.workdir is not None:
+        from bsnn_jax.train.measure import measure_run
+
+        try:
+            measured = measure_run(args.workdir, best=args.best, max_examples=args.max_examples)
+        except _user_errors() as e:
+            return _fail(str(e))
+        spec = measured["model"]
+        spec = {**spec, "input_shape": tuple(spec["input_shape"])}
+    elif args.model is not None:
+        spec = dict(
+            name=args.model, variant=args.variant, num_classes=args.num_classes, timesteps=args.timesteps, input_shape=args.input_shape
+        )
+    else:
+        return _fail("say which model: --model NAME (with --variant, --num-classes, ...) or --workdir DIR of a trained run")
+    name = spec.pop("name")
+    # eval_shape: counting ResNet-18's 11.7M parameters needs no memory and no initialisation.
+    report = model_size(nnx.eval_shape(lambda: models.create(name, **spec)))
+    if args.json:
+        print(json.dumps({"model": name, "variant": spec["variant"], **report.to_dict(), **({"measured": measured} if measured else {})}, indent=2))
+        return 0
+    console = Console(soft_wrap=True)
+    console.print(_size_table(report, f"{name} ({spec['variant']}), T={spec['timesteps']}: size as the papers count it"))
     console.print(
         f"total parameters {report.total_params:,} ({report.binary_params:,} binary), "
         f"size {report.size_mb:.2f} MB (1 bit per binary weight, 32 per other, MB = 10^6 bytes)"
+    )
+    if measured:
+        console.print(_measured_table(measured))
+        for layer, rate in measured["firing_rates"].items():
+            console.print(f"  firing rate {layer}: {rate:.4f}")
+        console.print(f"mean firing rate {measured['mean_firing_rate']:.4f}")
+        console.print(f"SOPs {measured['sops'] / 1e9:.6f} G, MACs {measured['macs'] / 1e9:.6f} G per inference")
+        for label, mj in measured["energy_mj"].items():
+            console.print(f"energy {mj:.6f} mJ  ({label})")
+    return 0
+
+
+def _landscape(args: argparse.Namespace) -> int:
+    from bsnn_jax.train.measure import landscape_run
+
+    try:
+        result = landscape_run(
+            args.workdir, resolution=args.resolution, span=args.span, examples=args.examples, seed=args.seed, best=args.best, out_dir=args.out
+        )
+    except _user_errors() as e:
+        return _fail(str(e))
+    Console(soft_wrap=True).print(
+        f"loss landscape of checkpoint step {result['step']}: {result['png']} and {result['npz']} "
+        f"(loss {result['center_loss']:.4f} at the checkpoint, {result['min_loss']:.4f} lowest on the grid)"
     )
     return 0
 
@@ -127,13 +173,26 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bsnn", description="Binary spiking neural networks in JAX.")
     sub = parser.add_subparsers(dest="command", required=True)
     report = sub.add_parser("report", help="per-layer parameter and size table of a model")
-    report.add_argument("--model", required=True, choices=sorted(models.FAMILIES))
+    report.add_argument("--model", default=None, choices=sorted(models.FAMILIES))
     report.add_argument("--variant", default="agmm", choices=sorted(models.VARIANTS))
     report.add_argument("--num-classes", type=int, default=None, help="classifier width (family default)")
     report.add_argument("--timesteps", type=int, default=4, help="T (AGMM keeps one alpha per step)")
     report.add_argument("--input-shape", type=_shape, default=None, help="H,W,C of one frame")
     report.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    report.add_argument("--workdir", default=None, help="a trained run: its model, plus firing rates, SOPs, MACs and energy measured on its test set")
+    report.add_argument("--best", action="store_true", help="with --workdir: the best checkpoint instead of the latest")
+    report.add_argument("--max-examples", type=int, default=None, help="with --workdir: measure on at most this many test examples")
     report.set_defaults(run=_report)
+
+    landscape = sub.add_parser("landscape", help="2-D loss landscape around a run's checkpoint (PNG and .npz)")
+    landscape.add_argument("--workdir", required=True, help="a directory written by bsnn train")
+    landscape.add_argument("--resolution", type=int, default=21, help="grid points per direction")
+    landscape.add_argument("--span", type=float, default=1.0, help="the grid covers [-span, span] along each direction")
+    landscape.add_argument("--examples", type=int, default=1000, help="test examples the loss is averaged over")
+    landscape.add_argument("--seed", type=int, default=0, help="seed of the two random directions")
+    landscape.add_argument("--best", action="store_true", help="the best checkpoint instead of the latest")
+    landscape.add_argument("--out", default=None, help="output directory (default: the workdir)")
+    landscape.set_defaults(run=_landscape)
 
     train = sub.add_parser(
         "train",

@@ -89,3 +89,41 @@ def test_missing_config_and_workdir_errors(tmp_path, capsys):
 def test_report_subcommand_still_works(capsys):
     assert cli.main(["report", "--model", "small_cnn", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["model"] == "small_cnn"
+
+
+def test_report_of_a_trained_run_adds_measured_sops_and_energy(trained, capsys):
+    _, workdir = trained
+    assert cli.main(["report", "--workdir", str(workdir), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    measured = data["measured"]
+    layers = measured["layers"]
+    # SOPs and MACs recomputed from the per-layer figures (T = 2 in the demo recipe)
+    sops = sum(2 * l["input_rate"] * l["macs_per_step"] for l in layers.values() if l["spike_input"])
+    macs = sum(2 * l["macs_per_step"] for l in layers.values() if not l["spike_input"])
+    assert measured["sops"] == pytest.approx(sops) and measured["macs"] == pytest.approx(macs)
+    energies = list(measured["energy_mj"].values())
+    assert energies[0] == pytest.approx((4.6e-12 * macs + 0.9e-12 * sops) * 1e3)
+    assert energies[1] == pytest.approx((1.666e-12 * macs + 0.380e-12 * sops) * 1e3)
+    assert data["total_params"] > 0 and set(measured["firing_rates"]) == {"lifs.0", "lifs.1", "lifs.2"}
+    assert cli.main(["report", "--workdir", str(workdir), "--max-examples", "100"]) == 0
+    assert "AGMM Table 2 fit" in capsys.readouterr().out
+
+
+def test_landscape_writes_png_and_grid_without_overwriting(trained, capsys):
+    import numpy as np
+
+    _, workdir = trained
+    args = ["landscape", "--workdir", str(workdir), "--resolution", "3", "--examples", "64"]
+    assert cli.main(args) == 0 and cli.main(args) == 0
+    grids = sorted(workdir.glob("landscape-step*.npz"))
+    assert len(grids) == 2 and len(list(workdir.glob("landscape-step*.png"))) == 2
+    with np.load(grids[0]) as f:
+        assert f["loss"].shape == (3, 3) and np.all(np.isfinite(f["loss"]))
+        # the centre of the grid is the checkpoint itself, whatever the directions
+        with np.load(grids[1]) as g:
+            assert f["loss"][1, 1] == pytest.approx(g["loss"][1, 1], rel=1e-5)
+
+
+def test_report_needs_a_model_or_a_workdir(capsys):
+    assert cli.main(["report"]) == 1
+    assert "--model NAME" in capsys.readouterr().err
