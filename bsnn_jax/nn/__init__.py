@@ -12,7 +12,7 @@ from bsnn_jax.nn.layers import (
     Trace,
     pool,
 )
-from bsnn_jax.nn.online import OnlineState, reset_online_state, set_online
+from bsnn_jax.nn.online import OnlineState, load_online_state, reset_online_state, set_online
 from bsnn_jax.nn.time import default_time_fold, time_map
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "SynapticLayer",
     "Trace",
     "default_time_fold",
+    "load_online_state",
     "pool",
     "reset_online_state",
     "set_online",

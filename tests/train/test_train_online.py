@@ -1,0 +1,63 @@
+"""Online training steps against BPTT where they must agree (T = 1) and on their own rules."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from flax import nnx
+
+from bsnn_jax import models, optim
+from bsnn_jax.nn import BinaryParam
+from bsnn_jax.train.online import make_online_train_step
+from bsnn_jax.train.state import create_train_state
+from bsnn_jax.train.step import make_train_step
+
+
+def batch(seed=0, n=16):
+    rng = np.random.default_rng(seed)
+    return {"image": rng.uniform(0, 3, size=(n, 8, 8, 1)).astype(np.float32), "label": rng.integers(0, 10, n).astype(np.int32)}
+
+
+def test_online_step_equals_the_bptt_step_at_t1():
+    """One time step: no temporal terms, the trace is the input; both steps are the same update."""
+    model = models.create("small_cnn", variant="agmm", timesteps=1, input_shape=(8, 8, 1), rngs=0)
+    tx = optax.sgd(0.1, momentum=0.9)
+    defs, state = create_train_state(model, tx)
+    b = batch()
+    bptt_state, bptt = make_train_step(defs, tx, loss="tet", donate=False)(state, b)
+    online_state, online = make_online_train_step(defs, tx, timesteps=1, loss="tet", donate=False)(state, b)
+    np.testing.assert_allclose(float(online["loss"]), float(bptt["loss"]), rtol=1e-5)
+    for a, c in zip(jax.tree.leaves(bptt_state.params), jax.tree.leaves(online_state.params)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(c), rtol=1e-4, atol=1e-6)
+    for a, c in zip(jax.tree.leaves(bptt_state.model_state), jax.tree.leaves(online_state.model_state)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(c), rtol=1e-4, atol=1e-6)
+
+
+def test_t_bso_online_keeps_binary_kernels_plus_minus_one_and_learns():
+    model = models.create("small_cnn", variant="bsnn", timesteps=3, input_shape=(8, 8, 1), rngs=1)
+    optim.sign_binary_kernels(model)
+    tx = optim.binary_partition(model, binary=optim.t_bso(3, threshold=1e-8), fp=optax.sgd(0.05))
+    defs, state = create_train_state(model, tx)
+    train_step = make_online_train_step(defs, tx, timesteps=3, update="per_step", donate=False)
+    b = batch(1, 32)
+    first = None
+    for _ in range(8):
+        state, metrics = train_step(state, b)
+        first = float(metrics["loss"]) if first is None else first
+    assert float(metrics["loss"]) < first
+    trained = defs.model(state.params, state.model_state)
+    binary = [np.asarray(v[...]) for _, v in nnx.to_flat_state(nnx.state(trained, BinaryParam))]
+    assert len(binary) == 2 and all(set(np.unique(k)) == {-1.0, 1.0} for k in binary)
+
+
+def test_per_step_and_per_batch_updates_differ_and_bad_mode_is_an_error():
+    model = models.create("small_cnn", variant="agmm", timesteps=2, input_shape=(8, 8, 1), rngs=2)
+    tx = optax.sgd(0.1)
+    defs, state = create_train_state(model, tx)
+    b = batch(2)
+    a, _ = make_online_train_step(defs, tx, timesteps=2, update="per_step", donate=False)(state, b)
+    c, _ = make_online_train_step(defs, tx, timesteps=2, update="per_batch", donate=False)(state, b)
+    assert any(not np.allclose(np.asarray(x), np.asarray(y)) for x, y in zip(jax.tree.leaves(a.params), jax.tree.leaves(c.params)))
+    with pytest.raises(ValueError, match="unknown online update"):
+        make_online_train_step(defs, tx, timesteps=2, update="sometimes")
