@@ -12,8 +12,6 @@ before the next, so memory does not grow with T.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
-
 import jax
 import jax.numpy as jnp
 import optax
@@ -22,9 +20,8 @@ from jax.sharding import Mesh
 
 from bsnn_jax.nn import OnlineState, load_online_state, set_online
 from bsnn_jax.train import losses
-from bsnn_jax.train.mesh import batch_sharding, replicated
 from bsnn_jax.train.state import ModelDef, TrainState
-from bsnn_jax.train.step import time_major
+from bsnn_jax.train.step import jit_train_step, time_major
 
 UPDATES = ("per_step", "per_batch")
 
@@ -94,8 +91,4 @@ def make_online_train_step(
         new_state = state.replace(step=state.step + 1, params=params, model_state=model_state, opt_state=opt_state)
         return new_state, metrics
 
-    kwargs: dict[str, Any] = {"donate_argnums": (0,) if donate else ()}
-    if mesh is not None:
-        kwargs["in_shardings"] = (replicated(mesh), batch_sharding(mesh))
-        kwargs["out_shardings"] = (replicated(mesh), replicated(mesh))
-    return jax.jit(step, **kwargs)
+    return jit_train_step(step, mesh=mesh, donate=donate)

@@ -126,6 +126,12 @@ def make_train_step(
         )
         return new_state, metrics
 
+    return jit_train_step(step, mesh=mesh, donate=donate)
+
+
+def jit_train_step(step, *, mesh: Mesh | None, donate: bool):
+    """``jax.jit`` of a ``step(state, batch) -> (state, metrics)``: the batch sharded over the
+    mesh's ``'data'`` axis, the state and metrics replicated, the input state donated."""
     kwargs: dict[str, Any] = {"donate_argnums": (0,) if donate else ()}
     if mesh is not None:
         kwargs["in_shardings"] = (replicated(mesh), batch_sharding(mesh))
