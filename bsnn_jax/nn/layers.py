@@ -48,6 +48,9 @@ class SynapticLayer(nnx.Module):
     With ``record=True`` (set by ``bsnn_jax.metrics`` on a copy of the model, under
     ``nnx.capture``), each call sows the mean of its input and its MACs per sample and time step.
 
+    With ``latent_free=True`` (set by ``optim.latent_free``) a binary kernel is used as stored,
+    +-1, with no scale and no straight-through estimator.
+
     With ``online=True`` (set by ``nn.online``) a spike-input layer keeps the presynaptic trace
     of its input across calls and takes its weight gradient from it (``ops.trace_gradient``).
 
@@ -57,14 +60,18 @@ class SynapticLayer(nnx.Module):
     def _init_weights(self, shape, init, *, binary, use_bias, spike_input, binarizable, rngs):
         self.binary, self.spike_input, self.record = binary, spike_input, False
         self.online, self.trace_decay, self.trace = False, 0.5, nnx.data(None)
+        self.latent_free = False
         self.binarizable = binary if binarizable is None else binarizable
         self.kernel = (BinaryParam if binary else nnx.Param)(init(rngs.params(), shape))
         self.bias = nnx.Param(jnp.zeros(shape[-1:])) if use_bias else None
 
     def weight(self, dtype) -> jax.Array:
-        """The kernel as used in the forward pass: ``binarize(kernel)`` (Eq. 5) or the kernel itself."""
+        """The kernel as used in the forward pass: ``binarize(kernel)`` (AGMM Eq. 5), or the kernel
+        itself for a full-precision layer and for a latent-free binary one (``latent_free=True``,
+        set by ``optim.latent_free``: its kernel already is +-1 and its gradient is the plain
+        ``dL/dW`` the BSO rules expect, as the BSO code's ``QuantConv2d``)."""
         w = self.kernel[...]
-        return (ops.binarize(w) if self.binary else w).astype(dtype)
+        return (ops.binarize(w) if self.binary and not self.latent_free else w).astype(dtype)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         w = self.weight(x.dtype)

@@ -5,6 +5,7 @@ Each checkpoint step directory holds two items:
 
 - ``state``: the whole :class:`~bsnn_jax.train.state.TrainState` (params incl. latent binary
   kernels, BatchNorm statistics, optimizer state, step, RNG), restored onto the current mesh;
+  a latent-weight-free run (a flip optimizer) stores its +-1 kernels as int8 (:class:`Int8Kernels`);
 - ``meta``: JSON: a fingerprint of the run (model, dataset, tree of array shapes), the data
   iterator position, the partial-epoch metric sums and the config.
 """
@@ -14,10 +15,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers
 
@@ -57,6 +60,44 @@ def make_fingerprint(model: dict[str, Any], dataset: str, state: Any) -> dict[st
     return {"model": model, "dataset": dataset, "state_digest": signature_digest(signature), "state_signature": signature}
 
 
+class Int8Kernels:
+    """Stores the +-1 kernels of latent-weight-free training as int8 in checkpoints.
+
+    The float32 kernels a jitted step computes with are exactly +-1 (the flip updates keep them
+    so); on disk they take a quarter of the space and cannot hold a latent real value. Saving
+    refuses a kernel that is not +-1 rather than round it.
+
+    Args:
+      is_binary: ``labels(params) -> tree of "binary"/"fp"`` (``optim.binary_labels(model)``).
+    """
+
+    def __init__(self, is_binary: Callable[[Any], Any]):
+        self.is_binary = is_binary
+
+    def _map(self, state: Any, fn: Callable[[Any], Any]) -> Any:
+        labels = self.is_binary(state.params)
+        return state.replace(params=jax.tree.map(lambda label, w: fn(w) if label == "binary" else w, labels, state.params))
+
+    def encode(self, state: Any) -> Any:
+        """``state`` with the binary kernels as int8 (abstract ``ShapeDtypeStruct`` leaves too)."""
+
+        def to_int8(w):
+            if isinstance(w, jax.ShapeDtypeStruct):
+                return jax.ShapeDtypeStruct(w.shape, jnp.int8, sharding=w.sharding)
+            if not bool(jnp.all(jnp.abs(w) == 1)):
+                raise CheckpointError(
+                    "a binary kernel is not +-1 (a latent-weight-free run keeps them exactly +-1); "
+                    "it was changed outside the flip optimizer, so it is not saved as int8"
+                )
+            return w.astype(jnp.int8)
+
+        return self._map(state, to_int8)
+
+    def decode(self, state: Any, dtype: Any = jnp.float32) -> Any:
+        """``state`` with int8 kernels back in ``dtype`` (+-1 exactly)."""
+        return self._map(state, lambda w: w.astype(dtype))
+
+
 def _fix_hint(directory: Path) -> str:
     return (
         f"Nothing in {directory} was changed. To start this config from scratch use a new --workdir; "
@@ -72,11 +113,22 @@ class RunCheckpoints:
       fingerprint: :func:`make_fingerprint` of the run that saves or restores.
       keep: the most recent checkpoints kept.
       keep_best: also keep the checkpoint with the highest test accuracy.
+      codec: how the state is stored, e.g. :class:`Int8Kernels`; ``None`` stores it as it is.
+        The fingerprint must describe the stored (encoded) state.
     """
 
-    def __init__(self, directory: str | Path, *, fingerprint: dict[str, Any], keep: int = 2, keep_best: bool = True):
+    def __init__(
+        self,
+        directory: str | Path,
+        *,
+        fingerprint: dict[str, Any],
+        keep: int = 2,
+        keep_best: bool = True,
+        codec: Int8Kernels | None = None,
+    ):
         self.directory = Path(directory).absolute()
         self.fingerprint = fingerprint
+        self.codec = codec
         policies: list[Any] = [checkpoint_managers.LatestN(n=keep)]
         if keep_best:
             policies.append(
@@ -118,6 +170,8 @@ class RunCheckpoints:
         if step in self.manager.all_steps():
             return
         meta = {**meta, "fingerprint": self.fingerprint}
+        if self.codec is not None:
+            state = self.codec.encode(state)
         self.manager.save(
             step,
             args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
@@ -142,11 +196,16 @@ class RunCheckpoints:
         meta = self.read_meta(step)
         self.check_fingerprint(meta.get("fingerprint"), step)
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
+        if self.codec is not None:
+            abstract = self.codec.encode(abstract)
         try:
             restored = self.manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)))
         except Exception as e:  # noqa: BLE001
             raise self._damaged(step, e) from e
-        return restored["state"], meta
+        state = restored["state"]
+        if self.codec is not None:
+            state = self.codec.decode(state)
+        return state, meta
 
     def check_fingerprint(self, saved: dict[str, Any] | None, step: int) -> None:
         where = f"checkpoint {step} in {self.directory}"

@@ -25,6 +25,8 @@ import ml_collections
 from ml_collections import config_dict
 
 OVERRIDE_PREFIX = "--config."
+TRAIN_MODES = ("bptt", "online")
+ONLINE_UPDATES = ("per_step", "per_batch")
 
 
 class ConfigError(ValueError):
@@ -34,8 +36,8 @@ class ConfigError(ValueError):
 def default_config() -> ml_collections.ConfigDict:
     """Every field a training run reads, with its default value (and so its type).
 
-    Groups: ``dataset``, ``model``, ``loss``, ``optimizer``, ``schedule``, ``checkpoint``,
-    ``mesh``; top-level ``seed``, ``batch_size`` (global, over all devices and hosts),
+    Groups: ``dataset``, ``model``, ``loss``, ``optimizer`` (with ``optimizer.flip`` for the
+    latent-weight-free rules), ``train`` (BPTT or online), ``schedule``, ``checkpoint``, ``mesh``; top-level ``seed``, ``batch_size`` (global, over all devices and hosts),
     ``eval_batch_size``, ``num_epochs``, ``log_every_steps``, ``eval_every_epochs``,
     ``progress``.
     """
@@ -82,6 +84,26 @@ def default_config() -> ml_collections.ConfigDict:
     c.optimizer.b2 = 0.999
     c.optimizer.eps = 1e-8
     c.optimizer.grad_clip_norm = 0.0  # 0 = no clipping
+    # How binary kernels learn: "latent" (real latent weights, trained by optimizer.name through
+    # the STE, AGMM) or a latent-weight-free flip rule on +-1 kernels: "bop", "bso", "t_bso"
+    # (optimizer.name then trains only the full-precision rest: first conv, BN, classifier, alpha).
+    c.optimizer.binary = "latent"
+    c.optimizer.flip = ml_collections.ConfigDict()
+    c.optimizer.flip.threshold = 5e-7  # BSO's gamma (Bop's tau); BSO paper CIFAR value
+    c.optimizer.flip.rate = 1e-3  # 1 - beta1: the momentum's rate (Bop's gamma)
+    c.optimizer.flip.beta2 = 1 - 1e-5  # T-BSO's second-moment coefficient
+    c.optimizer.flip.eps = 1e-20  # T-BSO: sqrt(v[t] + eps) (or sqrt(v[t]) + eps, see below)
+    c.optimizer.flip.eps_outside_sqrt = False  # True: the BSO code's sqrt(v[t]) + eps (use eps=1e-10)
+    c.optimizer.flip.reset_momentum = False  # BSO code's reset path: zero m where a weight flips
+    c.optimizer.flip.decay_every_epochs = 0  # BSO code: threshold and rate x decay_factor every N epochs (0 = off)
+    c.optimizer.flip.decay_factor = 0.1
+
+    # How gradients are computed: "bptt" (backpropagation through the T steps) or "online" (one
+    # step at a time, no gradient through time, presynaptic-trace weight gradients: OTTT / BSO).
+    c.train = ml_collections.ConfigDict()
+    c.train.mode = "bptt"
+    c.train.online_update = "per_step"  # online: optimizer after every time step (BSO) or per_batch (OTTT)
+    c.train.trace_decay = config_dict.placeholder(float)  # online trace lambda; None: model.neuron.tau
 
     c.schedule = ml_collections.ConfigDict()
     c.schedule.name = "cosine"  # cosine | constant
@@ -355,6 +377,27 @@ def validate(config: ml_collections.ConfigDict) -> None:
     check(config.model.variant in models.VARIANTS, f"unknown variant {config.model.variant!r} (model.variant); known: {', '.join(sorted(models.VARIANTS))}")
     check(config.loss.name in losses.LOSSES, f"unknown loss {config.loss.name!r} (loss.name); known: {', '.join(sorted(losses.LOSSES))}")
     check(config.optimizer.name in optimizer_lib.OPTIMIZERS, f"unknown optimizer {config.optimizer.name!r} (optimizer.name); known: {', '.join(optimizer_lib.OPTIMIZERS)}")
+    check(config.optimizer.binary in optimizer_lib.BINARY_TRAINING, f"unknown binary training {config.optimizer.binary!r} (optimizer.binary); known: {', '.join(optimizer_lib.BINARY_TRAINING)}")
+    check(config.train.mode in TRAIN_MODES, f"unknown training mode {config.train.mode!r} (train.mode); known: {', '.join(TRAIN_MODES)}")
+    check(config.train.online_update in ONLINE_UPDATES, f"unknown online update {config.train.online_update!r} (train.online_update); known: {', '.join(ONLINE_UPDATES)}")
+    if config.optimizer.binary != "latent":
+        check(config.model.variant != "fp", f"optimizer.binary={config.optimizer.binary!r} flips binary kernels, but model.variant='fp' has none; use variant bsnn or agmm")
+        flip = config.optimizer.flip
+        check(flip.threshold >= 0, f"optimizer.flip.threshold must be >= 0, got {flip.threshold}")
+        check(0 < flip.rate <= 1, f"optimizer.flip.rate (1 - beta1) must be in (0, 1], got {flip.rate}")
+        check(0 <= flip.beta2 < 1, f"optimizer.flip.beta2 must be in [0, 1), got {flip.beta2}")
+        check(flip.decay_every_epochs >= 0, f"optimizer.flip.decay_every_epochs must be >= 0, got {flip.decay_every_epochs}")
+    if config.optimizer.binary == "t_bso":
+        check(
+            config.train.mode == "online" and config.train.online_update == "per_step",
+            "optimizer.binary='t_bso' keeps one second moment per time step, so it needs online training with an "
+            "update per step: --config.train.mode=online --config.train.online_update=per_step",
+        )
+    if config.train.mode == "online":
+        check(
+            not config.loss.firing_rate_weight,
+            "loss.firing_rate_weight needs the whole sequence's spikes, which online training does not keep; set it to 0 or use train.mode=bptt",
+        )
     check(config.schedule.name in optimizer_lib.SCHEDULES, f"unknown schedule {config.schedule.name!r} (schedule.name); known: {', '.join(optimizer_lib.SCHEDULES)}")
     for key in ("model.timesteps", "batch_size", "eval_batch_size", "num_epochs", "log_every_steps", "eval_every_epochs"):
         value = _get(config, key)

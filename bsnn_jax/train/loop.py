@@ -29,13 +29,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from bsnn_jax import data as data_lib
-from bsnn_jax import models
+from bsnn_jax import models, optim
 from bsnn_jax.metrics import flip_kernels, flip_ratio, model_size, signs
 from bsnn_jax.train import config as config_lib
 from bsnn_jax.train import mesh as mesh_lib
 from bsnn_jax.train import optimizer as optimizer_lib
-from bsnn_jax.train.checkpoint import CheckpointError, RunCheckpoints, make_fingerprint
+from bsnn_jax.train.checkpoint import CheckpointError, Int8Kernels, RunCheckpoints, make_fingerprint
 from bsnn_jax.train.state import ModelDef, TrainState, create_train_state
+from bsnn_jax.train.online import make_online_train_step
 from bsnn_jax.train.step import Regularizer, make_eval_step, make_train_step
 
 CONFIG_FILE = "config.json"
@@ -43,7 +44,10 @@ METRICS_FILE = "metrics.jsonl"
 CHECKPOINT_DIR = "checkpoints"
 
 # Keys that make a different run: resuming a checkpoint under other values is refused.
-STRUCTURAL_KEYS = ("model.name", "model.variant", "model.timesteps", "model.neuron.", "dataset.name", "batch_size", "seed", "optimizer.name")
+STRUCTURAL_KEYS = (
+    "model.name", "model.variant", "model.timesteps", "model.neuron.", "dataset.name", "batch_size", "seed", "optimizer.name",
+    "optimizer.binary", "train.mode", "train.online_update",
+)
 NOT_STRUCTURAL = ("model.neuron.unroll",)
 
 
@@ -74,10 +78,47 @@ class Run:
     eval_steps: int
     eval_batch_per_host: int
     fingerprint: dict[str, Any]
+    updates_per_step: int  # optimizer updates per training step: T online per time step, else 1
+    codec: Int8Kernels | None  # +-1 kernels stored as int8 (latent-weight-free runs)
 
     @property
     def model_description(self) -> dict[str, Any]:
         return self.fingerprint["model"]
+
+    def checkpoints(self, workdir: Path) -> RunCheckpoints:
+        """The checkpoints of this run in ``workdir``."""
+        c = self.config.checkpoint
+        return RunCheckpoints(workdir / CHECKPOINT_DIR, fingerprint=self.fingerprint, keep=c.keep, keep_best=c.keep_best, codec=self.codec)
+
+    def learning_rate(self, step: int) -> float:
+        """The full-precision learning rate of the last update of training step ``step`` (1-based)."""
+        return float(self.schedule(step * self.updates_per_step - 1))
+
+    def make_train_step(self, regularizer: Regularizer | None = None):
+        """The jitted training step of ``config.train.mode``: BPTT, or online (OTTT / BSO)."""
+        config = self.config
+        if config.train.mode == "online":
+            if regularizer is not None:
+                raise config_lib.ConfigError("a regularizer needs the whole sequence; online training (train.mode=online) cannot add one")
+            trace_decay = config.train.trace_decay if config.train.trace_decay is not None else config.model.neuron.tau
+            return make_online_train_step(
+                self.defs,
+                self.tx,
+                timesteps=config.model.timesteps,
+                loss=config.loss.name,
+                update=config.train.online_update,
+                trace_decay=trace_decay,
+                mesh=self.mesh,
+            )
+        return make_train_step(
+            self.defs,
+            self.tx,
+            loss=config.loss.name,
+            firing_rate_weight=config.loss.firing_rate_weight,
+            firing_rate_target=config.loss.firing_rate_target,
+            regularizer=regularizer,
+            mesh=self.mesh,
+        )
 
 
 def describe_model(config: ml_collections.ConfigDict, info: data_lib.DatasetInfo) -> dict[str, Any]:
@@ -143,16 +184,20 @@ def build(config: ml_collections.ConfigDict, *, mesh: Mesh | None = None) -> Run
     # config sets one, else a full pass; the training stream continues across epoch boundaries.
     steps_per_epoch = config.steps_per_epoch or train_loader.steps_per_epoch
     total_steps = config.num_epochs * steps_per_epoch
+    # Schedules count optimizer updates: online BSO updates after each of the T time steps.
+    online_per_step = config.train.mode == "online" and config.train.online_update == "per_step"
+    updates_per_step = config.model.timesteps if online_per_step else 1
+    updates_per_epoch = steps_per_epoch * updates_per_step
     schedule = optimizer_lib.make_schedule(
         config.schedule.name,
         learning_rate=config.optimizer.learning_rate,
-        total_steps=total_steps,
-        warmup_steps=int(round(config.schedule.warmup_epochs * steps_per_epoch)),
+        total_steps=total_steps * updates_per_step,
+        warmup_steps=int(round(config.schedule.warmup_epochs * updates_per_epoch)),
         end_value=config.schedule.end_learning_rate,
     )
     model = create_model(config, ds.info)
     o = config.optimizer
-    tx = optimizer_lib.make_optimizer(
+    tx = fp_tx = optimizer_lib.make_optimizer(
         o.name,
         schedule,
         mask=optimizer_lib.weight_decay_mask(nnx.state(model, nnx.Param)),
@@ -164,13 +209,32 @@ def build(config: ml_collections.ConfigDict, *, mesh: Mesh | None = None) -> Run
         eps=o.eps,
         grad_clip_norm=o.grad_clip_norm,
     )
+    codec = None
+    if o.binary != "latent":  # latent-weight-free: +-1 kernels flipped by Bop/BSO/T-BSO, the rest by fp_tx
+        optim.latent_free(model)
+        f = o.flip
+        flip_tx = optimizer_lib.make_flip_optimizer(
+            o.binary,
+            timesteps=config.model.timesteps,
+            threshold=f.threshold,
+            rate=f.rate,
+            beta2=f.beta2,
+            eps=f.eps,
+            eps_outside_sqrt=f.eps_outside_sqrt,
+            reset_momentum=f.reset_momentum,
+            decay_steps=f.decay_every_epochs * updates_per_epoch,
+            decay_factor=f.decay_factor,
+        )
+        tx = optim.binary_partition(model, binary=flip_tx, fp=fp_tx)
+        codec = Int8Kernels(optim.binary_labels(model))
     defs, state = create_train_state(model, tx, seed=config.seed)
     state = mesh_lib.replicate(state, mesh)
-    fingerprint = make_fingerprint(describe_model(config, ds.info), config.dataset.name, state)
+    stored = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), state)
+    fingerprint = make_fingerprint(describe_model(config, ds.info), config.dataset.name, codec.encode(stored) if codec else stored)
     eval_steps = math.ceil(math.ceil(ds.info.num_test / hosts) / eval_batch_per_host)
     return Run(
         config, ds, model, defs, state, tx, schedule, mesh, train_loader, test_loader,
-        steps_per_epoch, total_steps, eval_steps, eval_batch_per_host, fingerprint,
+        steps_per_epoch, total_steps, eval_steps, eval_batch_per_host, fingerprint, updates_per_step, codec,
     )
 
 
@@ -413,9 +477,7 @@ def fit(
     workdir = Path(workdir).absolute()
     mesh_lib.initialize_distributed(config.mesh.distributed)
     run = build(config, mesh=mesh)
-    checkpoints = RunCheckpoints(
-        workdir / CHECKPOINT_DIR, fingerprint=run.fingerprint, keep=config.checkpoint.keep, keep_best=config.checkpoint.keep_best
-    )
+    checkpoints = run.checkpoints(workdir)
     try:
         return _fit(run, workdir, checkpoints, until_step, console, regularizer)
     finally:
@@ -496,15 +558,7 @@ def _fit(
             f"batch {config.batch_size} on {run.mesh.devices.size} device(s)"
         )
 
-    train_step = make_train_step(
-        run.defs,
-        run.tx,
-        loss=config.loss.name,
-        firing_rate_weight=config.loss.firing_rate_weight,
-        firing_rate_target=config.loss.firing_rate_target,
-        regularizer=regularizer,
-        mesh=run.mesh,
-    )
+    train_step = run.make_train_step(regularizer)
     eval_step = make_eval_step(run.defs, loss=config.loss.name, firing_rates=True, mesh=run.mesh)
 
     step = int(jax.device_get(state.step))
@@ -607,7 +661,7 @@ def _fit(
                     "step": step,
                     "train_loss": sums["loss"] / max(sums["count"], 1),
                     "train_accuracy": sums["correct"] / max(sums["count"], 1),
-                    "learning_rate": float(run.schedule(step - 1)),
+                    "learning_rate": run.learning_rate(step),
                     **_flip_and_gradient_row(sums, epoch_signs, (signs_now := _signs(run, state))),
                 }
                 epoch_signs = signs_now
@@ -681,7 +735,7 @@ def restore(
     config = load_run_config(workdir)
     run = build(config, mesh=mesh)
     directory = workdir / CHECKPOINT_DIR
-    with RunCheckpoints(directory, fingerprint=run.fingerprint, keep=config.checkpoint.keep, keep_best=config.checkpoint.keep_best) as checkpoints:
+    with run.checkpoints(workdir) as checkpoints:
         steps = checkpoints.all_steps()
         if not steps:
             raise CheckpointError(f"{directory} holds no checkpoint yet: train first (bsnn train --workdir {workdir})")

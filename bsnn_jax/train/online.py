@@ -16,14 +16,14 @@ import jax
 import jax.numpy as jnp
 import optax
 from flax import nnx
+from jax import lax
 from jax.sharding import Mesh
 
 from bsnn_jax.nn import OnlineState, load_online_state, set_online
 from bsnn_jax.train import losses
+from bsnn_jax.train.config import ONLINE_UPDATES as UPDATES
 from bsnn_jax.train.state import ModelDef, TrainState
-from bsnn_jax.train.step import jit_train_step, time_major
-
-UPDATES = ("per_step", "per_batch")
+from bsnn_jax.train.step import jit_train_step, step_metrics, time_major
 
 
 def make_online_train_step(
@@ -56,38 +56,48 @@ def make_online_train_step(
     loss_fn = losses.get_loss(loss)
     tx = optax.with_extra_args_support(tx)
 
+    def run_step(t, x_t, y, params, model_state, carried):
+        """Forward and backward of time step ``t`` from the carried membranes and traces."""
+
+        def objective(p):
+            model = defs.model(p, model_state, training=True)
+            if carried is not None:
+                load_online_state(model, carried)
+            set_online(model, True, t=t, trace_decay=trace_decay)
+            logits = model(x_t)
+            value = jnp.mean(loss_fn(logits, y)) / timesteps
+            new_model_state = nnx.as_pure(nnx.state(model, nnx.All(nnx.Not(nnx.Param), nnx.Not(OnlineState))))
+            return value, (logits[0], new_model_state, nnx.as_pure(nnx.state(model, OnlineState)))
+
+        return jax.value_and_grad(objective, has_aux=True)(params)
+
     def step(state: TrainState, batch: dict[str, jax.Array]):
         x, y = time_major(batch["image"]), batch["label"]
-        params, model_state, opt_state = state.params, state.model_state, state.opt_state
-        carried, summed, logits_sum, loss_sum = None, None, 0.0, 0.0
-        for t in range(timesteps):
-            x_t = x if x.ndim == 4 else x[t : t + 1]
+        static = x.ndim == 4  # the same image at every step; event frames are sliced per step
 
-            def objective(p, model_state=model_state, carried=carried, t=t, x_t=x_t):
-                model = defs.model(p, model_state, training=True)
-                if carried is not None:
-                    load_online_state(model, carried)
-                set_online(model, True, t=t, trace_decay=trace_decay)
-                logits = model(x_t)
-                value = jnp.mean(loss_fn(logits, y)) / timesteps
-                new_model_state = nnx.as_pure(nnx.state(model, nnx.All(nnx.Not(nnx.Param), nnx.Not(OnlineState))))
-                return value, (logits[0], new_model_state, nnx.as_pure(nnx.state(model, OnlineState)))
-
-            (value, (logits, model_state, carried)), grads = jax.value_and_grad(objective, has_aux=True)(params)
-            logits_sum, loss_sum = logits_sum + logits, loss_sum + value
+        def time_step(carry, t):
+            params, model_state, opt_state, carried, summed, logits_sum, loss_sum = carry
+            x_t = x if static else lax.dynamic_slice_in_dim(x, t, 1, axis=0)
+            (value, (logits, model_state, carried)), grads = run_step(t, x_t, y, params, model_state, carried)
             if update == "per_step":
                 updates, opt_state = tx.update(grads, opt_state, params, t=t)
                 params = optax.apply_updates(params, updates)
-            else:
-                summed = grads if summed is None else jax.tree.map(jnp.add, summed, grads)
+            summed = grads if summed is None else jax.tree.map(jnp.add, summed, grads)
+            return (params, model_state, opt_state, carried, summed, logits_sum + logits, loss_sum + value), None
+
+        # Step 0 starts from no membranes or traces (a different pytree), so it runs on its own;
+        # steps 1..T-1 are one lax.scan: XLA keeps one step's activations alive, whatever T is.
+        carry = (state.params, state.model_state, state.opt_state, None, None, 0.0, 0.0)
+        carry, _ = time_step(carry, 0)
+        if timesteps > 1:
+            carry, _ = lax.scan(time_step, carry, jnp.arange(1, timesteps, dtype=jnp.int32))
+        params, model_state, opt_state, _, summed, logits_sum, loss_sum = carry
         if update == "per_batch":
             updates, opt_state = tx.update(summed, opt_state, params, t=timesteps - 1)
             params = optax.apply_updates(params, updates)
-        metrics = {
-            "loss": loss_sum,
-            "accuracy": jnp.mean(losses.correct(logits_sum[None], y)),
-            "param_norm": optax.tree.norm(params),
-        }
+        metrics = step_metrics(
+            defs, state, params, summed, logits=logits_sum[None], labels=y, loss=loss_sum, objective=loss_sum
+        )
         new_state = state.replace(step=state.step + 1, params=params, model_state=model_state, opt_state=opt_state)
         return new_state, metrics
 

@@ -1,4 +1,5 @@
-"""Optimizers of the AGMM recipe (methods-spec 1.5), as optax transformations.
+"""Optimizers of the AGMM recipe (methods-spec 1.5) and of BSO (methods-spec 2.1), as optax
+transformations.
 
 SGD with momentum 0.9, a cosine-annealed learning rate after an optional linear warm-up, and
 L2 weight decay (added to the gradient before momentum, as PyTorch's ``SGD(weight_decay=)``)
@@ -16,9 +17,12 @@ import jax
 import optax
 from flax import nnx
 
+from bsnn_jax import optim
 from bsnn_jax.nn import BinaryParam
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
+FLIP_OPTIMIZERS = ("bop", "bso", "t_bso")
+BINARY_TRAINING = ("latent",) + FLIP_OPTIMIZERS
 SCHEDULES = ("cosine", "constant")
 
 
@@ -109,3 +113,42 @@ def make_optimizer(
     else:
         chain.append(optax.adam(schedule, b1=b1, b2=b2, eps=eps))
     return optax.chain(*chain)
+
+
+def make_flip_optimizer(
+    name: str,
+    *,
+    timesteps: int,
+    threshold: float,
+    rate: float,
+    beta2: float = 1 - 1e-5,
+    eps: float = 1e-20,
+    eps_outside_sqrt: bool = False,
+    reset_momentum: bool = False,
+    decay_steps: int = 0,
+    decay_factor: float = 0.1,
+) -> optax.GradientTransformationExtraArgs:
+    """The latent-weight-free rule of the binary kernels: ``optim.bop``, ``optim.bso`` or ``optim.t_bso``.
+
+    Args:
+      name: one of ``FLIP_OPTIMIZERS``.
+      timesteps: T (T-BSO keeps one second moment per time step).
+      threshold: BSO's gamma (Bop's tau).
+      rate: ``1 - beta1``, the momentum's rate (Bop's gamma).
+      beta2, eps, eps_outside_sqrt: T-BSO's second moment (ignored by Bop and BSO).
+      reset_momentum: zero the momentum where a weight flips (the BSO code's reset path).
+      decay_steps: multiply ``threshold`` and ``rate`` by ``decay_factor`` every this many
+        optimizer updates (the BSO code's x0.1 every 50 epochs); 0 keeps them constant (paper).
+    """
+    if name not in FLIP_OPTIMIZERS:
+        raise ValueError(f"unknown flip optimizer {name!r}; known: {list(FLIP_OPTIMIZERS)}")
+    if decay_steps:
+        decayed = lambda value: optax.exponential_decay(value, transition_steps=decay_steps, decay_rate=decay_factor, staircase=True)
+        threshold, rate = decayed(threshold), decayed(rate)
+    if name == "t_bso":
+        return optim.t_bso(
+            timesteps, threshold, optim.OneMinus(rate), beta2, eps, eps_outside_sqrt=eps_outside_sqrt, reset_momentum=reset_momentum
+        )
+    if name == "bso":
+        return optim.bso(threshold, optim.OneMinus(rate), reset_momentum=reset_momentum)
+    return optim.bop(threshold, rate, reset_momentum=reset_momentum)

@@ -75,9 +75,10 @@ def make_train_step(
       donate: donate the input state's buffers to the output (the state is consumed).
 
     Returns:
-      The jitted step; ``metrics`` has the batch means ``loss`` (data loss), ``objective``
-      (what was differentiated) and ``accuracy`` (mean-over-T prediction), and the global norms
-      ``grad_norm`` and ``param_norm`` (of the updated parameters).
+      The jitted step; ``metrics`` (:func:`step_metrics`) has the batch means ``loss`` (data
+      loss), ``objective`` (what was differentiated) and ``accuracy`` (mean-over-T prediction),
+      the global norms ``grad_norm`` and ``param_norm`` (of the updated parameters), and the
+      binarized layers' ``flips``, ``grad_mean`` and ``grad_var``.
     """
     loss_fn = losses.get_loss(loss)
     if collect_spikes is None:
@@ -102,21 +103,7 @@ def make_train_step(
         (total, (data_loss, logits, model_state)), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        # The binarized layers' kernels (latent weights; the FP-SNN's same layers) and gradients:
-        # the sign flips of this step (Larq's FlipRatio) and AGMM Prop. 1's gradient mean/variance.
-        kernels = lambda tree: flip_kernels(defs.model(tree, state.model_state))
-        flipped, _ = count_flips(kernels(state.params), kernels(params))
-        grad_stats = gradient_stats(kernels(grads))
-        metrics = {
-            "loss": data_loss,
-            "objective": total,
-            "accuracy": jnp.mean(losses.correct(logits, y)),
-            "grad_norm": optax.tree.norm(grads),
-            "param_norm": optax.tree.norm(params),  # non-finite once an update overflowed
-            "flips": flipped,
-            "grad_mean": {k: m for k, (m, _) in grad_stats.items()},
-            "grad_var": {k: v for k, (_, v) in grad_stats.items()},
-        }
+        metrics = step_metrics(defs, state, params, grads, logits=logits, labels=y, loss=data_loss, objective=total)
         new_state = state.replace(
             step=state.step + 1,
             params=params,
@@ -127,6 +114,39 @@ def make_train_step(
         return new_state, metrics
 
     return jit_train_step(step, mesh=mesh, donate=donate)
+
+
+def step_metrics(
+    defs: ModelDef,
+    state: TrainState,
+    params: Any,
+    grads: Any,
+    *,
+    logits: jax.Array,
+    labels: jax.Array,
+    loss: jax.Array,
+    objective: jax.Array,
+) -> dict[str, Any]:
+    """The metrics every training step reports, BPTT or online, from the step's start ``state``,
+    its final ``params``, its gradient ``grads`` (summed over T online) and its logits ``[T, B, K]``.
+
+    ``flips`` counts the sign changes of the binarized layers' kernels over the step (Larq's
+    FlipRatio numerator; latent weights, or the +-1 kernels of a flip optimizer); ``grad_mean`` /
+    ``grad_var`` are AGMM Prop. 1's per-layer gradient mean and variance of those kernels.
+    """
+    kernels = lambda tree: flip_kernels(defs.model(tree, state.model_state))
+    flipped, _ = count_flips(kernels(state.params), kernels(params))
+    grad_stats = gradient_stats(kernels(grads))
+    return {
+        "loss": loss,
+        "objective": objective,
+        "accuracy": jnp.mean(losses.correct(logits, labels)),
+        "grad_norm": optax.tree.norm(grads),
+        "param_norm": optax.tree.norm(params),  # non-finite once an update overflowed
+        "flips": flipped,
+        "grad_mean": {k: m for k, (m, _) in grad_stats.items()},
+        "grad_var": {k: v for k, (_, v) in grad_stats.items()},
+    }
 
 
 def jit_train_step(step, *, mesh: Mesh | None, donate: bool):
