@@ -70,7 +70,7 @@ def default_config() -> ml_collections.ConfigDict:
     c.model.neuron.unroll = config_dict.FieldReference(True, field_type=int)  # True, False or a step count
 
     c.loss = ml_collections.ConfigDict()
-    c.loss.name = "tet"  # tet: 1/T sum_t CE(out_t, y); mean_logits: CE(mean_t out_t, y)
+    c.loss.name = "tet"  # tet: 1/T sum_t CE(out_t, y); mean_logits: CE(mean_t out_t, y); tet_mse: BSO's
     c.loss.firing_rate_weight = 0.0  # Q-SNN's lambda (5e-3 there); 0 = off
     c.loss.firing_rate_target = 0.5
 
@@ -104,6 +104,7 @@ def default_config() -> ml_collections.ConfigDict:
     c.train.mode = "bptt"
     c.train.online_update = "per_step"  # online: optimizer after every time step (BSO) or per_batch (OTTT)
     c.train.trace_decay = config_dict.placeholder(float)  # online trace lambda; None: model.neuron.tau
+    c.train.online_unroll = config_dict.placeholder(bool)  # online T-loop unrolled or lax.scan; None: per backend
 
     c.schedule = ml_collections.ConfigDict()
     c.schedule.name = "cosine"  # cosine | constant

@@ -108,6 +108,7 @@ class Run:
                 loss=config.loss.name,
                 update=config.train.online_update,
                 trace_decay=trace_decay,
+                unroll=config.train.online_unroll,
                 mesh=self.mesh,
             )
         return make_train_step(

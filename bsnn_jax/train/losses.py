@@ -1,11 +1,12 @@
 """Losses and accuracy on time-major spiking-network logits ``[T, B, K]``.
 
-Two losses appear in the AGMM/Q-SNN family of papers (methods-spec 1.4):
+Two losses appear in the AGMM/Q-SNN family of papers (methods-spec 1.4), a third in the BSO code:
 
 - ``"mean_logits"``: the cross-entropy of the time-averaged logits,
   ``CE(1/T sum_t out_t, y)`` (STBP-style rate decoding);
 - ``"tet"``: the per-time-step mean ``1/T sum_t CE(out_t, y)`` (TET, the Q-SNN code's
-  ``proposedLoss`` without its firing-rate term).
+  ``proposedLoss`` without its firing-rate term);
+- ``"tet_mse"``: TET with 5% of a mean-squared error to the one-hot label per step (OTTT / BSO).
 
 Prediction is always by the mean over T of the logits (the Q-SNN evaluation code).
 """
@@ -39,14 +40,30 @@ def tet_cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
     return jnp.mean(per_step, axis=0)
 
 
+BSO_MSE_WEIGHT = 0.05  # the OTTT / BSO code's --loss_lambda
+
+
+def tet_cross_entropy_mse(logits: jax.Array, labels: jax.Array) -> jax.Array:
+    """Per-example ``1/T sum_t [(1 - l) CE(out_t, y) + l mean_k (out_t,k - onehot(y)_k)^2]``, l = 0.05.
+
+    The loss of the OTTT and BSO code (``--loss_lambda 0.05``, methods-spec 2.2), shape ``[B]``.
+    """
+    _check(logits, labels)
+    ce = tet_cross_entropy(logits, labels)
+    onehot = jax.nn.one_hot(labels, logits.shape[-1], dtype=logits.dtype)
+    mse = jnp.mean(jnp.square(logits - onehot[None]), axis=(0, 2))
+    return (1 - BSO_MSE_WEIGHT) * ce + BSO_MSE_WEIGHT * mse
+
+
 LOSSES: dict[str, Callable[[jax.Array, jax.Array], jax.Array]] = {
     "mean_logits": mean_logits_cross_entropy,
     "tet": tet_cross_entropy,
+    "tet_mse": tet_cross_entropy_mse,
 }
 
 
 def get_loss(name: str) -> Callable[[jax.Array, jax.Array], jax.Array]:
-    """The per-example loss called ``name`` (``"tet"`` or ``"mean_logits"``)."""
+    """The per-example loss called ``name`` (one of ``LOSSES``)."""
     if name not in LOSSES:
         raise ValueError(f"unknown loss {name!r}; known: {sorted(LOSSES)}")
     return LOSSES[name]

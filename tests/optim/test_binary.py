@@ -8,7 +8,8 @@ import pytest
 from flax import nnx
 
 from bsnn_jax.nn import BatchNorm, BinaryConv, BinaryLinear, BinaryParam
-from bsnn_jax.optim import binary_labels, binary_partition, fp_sgd, sign_binary_kernels, sign_kernels, t_bso
+from bsnn_jax.optim import binary_labels, binary_partition, fp_sgd, latent_free, sign_binary_kernels, sign_kernels, t_bso
+from bsnn_jax.train.state import eval_view
 
 
 class Net(nnx.Module):
@@ -136,3 +137,26 @@ def test_sign_binary_kernels_in_place_and_functional():
     np.testing.assert_array_equal(out["k"], [-1, 1, 1])
     assert out["b"] is params["b"]
     np.testing.assert_array_equal(params["k"], np.float32([-0.2, 0.0, 3.0]))  # input unchanged
+
+
+def test_latent_free_layers_take_the_plain_weight_gradient():
+    """A latent-free +-1 kernel is a plain conv weight: forward unchanged, gradient dL/dW itself,
+    not the STE and scale terms of a latent weight (AGMM Eq. 5)."""
+    model = latent_free(Net(nnx.Rngs(3)))
+    assert model.conv.latent_free and model.head[0].latent_free and not model.stem.latent_free
+    np.testing.assert_array_equal(np.abs(model.conv.kernel[...]), 1.0)
+    x = jax.random.normal(jax.random.key(1), (2, 3, 6, 6, 2))
+
+    def loss_and_kernel_grad(latent_free_layer, binary=True):
+        model.conv.latent_free, model.conv.binary = latent_free_layer, binary
+        graphdef, params, rest = nnx.split(eval_view(model), nnx.Param, ...)
+        loss = lambda p: jnp.sum(nnx.merge(graphdef, p, rest)(x) ** 2)  # noqa: E731
+        value, grads = jax.value_and_grad(loss)(params)
+        return float(value), np.asarray(grads["conv"]["kernel"][...])
+
+    free_loss, free_grad = loss_and_kernel_grad(True)
+    plain_loss, plain_grad = loss_and_kernel_grad(False, binary=False)  # the kernel as an FP weight
+    latent_loss, latent_grad = loss_and_kernel_grad(False)  # STE + per-channel scale gradient
+    np.testing.assert_allclose([free_loss, latent_loss], plain_loss, rtol=1e-6)  # binarize(+-1) = itself
+    np.testing.assert_allclose(free_grad, plain_grad, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(latent_grad, free_grad, rtol=1e-3)

@@ -51,3 +51,35 @@ def test_round_trip_is_exact_and_checks_the_fingerprint(tmp_path):
         CheckpointError, match=r"saved arrays differ \(1 of them, e.g. \['params'\]\['w'\]: 3x2 .* there, 4x2 .* here"
     ):
         ckpt.restore(3, bigger)
+
+
+def test_int8_kernels_on_disk_exact_on_restore_and_latent_values_refused(tmp_path):
+    import orbax.checkpoint as ocp
+
+    from bsnn_jax.optim import binary_labels
+    from bsnn_jax.train.checkpoint import Int8Kernels
+    from bsnn_jax.train.state import TrainState
+
+    def state(w):
+        params = {"w": jnp.asarray(w, jnp.float32), "b": jnp.array([0.25, -3.0])}
+        return TrainState(step=jnp.int32(4), params=params, model_state={}, opt_state={"m": jnp.full((2, 2), 0.5)}, rng=jnp.zeros(2, jnp.uint32))
+
+    codec = Int8Kernels(binary_labels({"w": True, "b": False}))
+    good = state([[1.0, -1.0], [-1.0, 1.0]])
+    abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), good)
+    fp = make_fingerprint(MODEL, "digits", codec.encode(abstract))
+    with RunCheckpoints(tmp_path, fingerprint=fp, codec=codec) as ckpt:
+        ckpt.save(1, good, {})
+        with pytest.raises(CheckpointError, match="not \\+-1"):
+            ckpt.save(2, state([[0.7, -1.0], [-1.0, 1.0]]), {})  # a latent value is not rounded away
+        assert ckpt.all_steps() == [1]
+        restored, _ = ckpt.restore(1, good)
+    saved = ocp.StandardCheckpointer().metadata(tmp_path / "1" / "state")
+    tree = getattr(saved, "item_metadata", saved)
+    tree = getattr(tree, "tree", tree)
+    assert tree["params"]["w"].dtype == np.int8 and tree["params"]["b"].dtype == np.float32
+    assert restored.params["w"].dtype == jnp.float32
+    for a, b in zip(jax.tree.leaves(restored), jax.tree.leaves(good)):
+        np.testing.assert_array_equal(a, b)
+    # a float32 (latent-weight) checkpoint of the same run shape does not pass for an int8 one
+    assert fp["state_digest"] != make_fingerprint(MODEL, "digits", abstract)["state_digest"]

@@ -89,3 +89,25 @@ def test_masked_weight_decay_in_one_step(model, name):
 def test_unknown_optimizer():
     with pytest.raises(ValueError, match="unknown optimizer 'lamb'"):
         optim.make_optimizer("lamb", 0.1)
+
+
+@pytest.mark.parametrize("decay_steps, flips_at", [(2, 3), (0, None)])
+def test_flip_optimizer_decays_threshold_and_rate_as_the_bso_code(decay_steps, flips_at):
+    """Hand-worked, w = +1, g = 0.1 every update, threshold 0.1, rate 0.5, x0.1 after 2 updates:
+    m = 0.05, 0.075 (no flip: m <= 0.1), then with rate 0.05 and threshold 0.01 m = 0.07625 > 0.01:
+    a flip at the 3rd update. Without the decay m = 0.0875, 0.09375, ... never exceeds 0.1."""
+    from bsnn_jax.train.optimizer import make_flip_optimizer
+
+    tx = make_flip_optimizer("bso", timesteps=1, threshold=0.1, rate=0.5, decay_steps=decay_steps, decay_factor=0.1)
+    w = jnp.ones((1, 1))
+    state = tx.init(w)
+    flipped_at = None
+    for k in range(1, 6):
+        updates, state = tx.update(jnp.full((1, 1), 0.1), state, w)
+        if k == 3 and decay_steps:
+            np.testing.assert_allclose(float(state.momentum[0, 0]), 0.07625, rtol=1e-6)
+        if float(updates[0, 0]) != 0 and flipped_at is None:
+            flipped_at = k
+    assert flipped_at == flips_at
+    with pytest.raises(ValueError, match="unknown flip optimizer 'adam'"):
+        make_flip_optimizer("adam", timesteps=1, threshold=0.1, rate=0.5)

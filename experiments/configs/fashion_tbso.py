@@ -1,0 +1,24 @@
+"""T-BSO on the built-in data: the demo's network and budget (small_cnn, T=2, batch 32, 2 epochs on
+Fashion-MNIST) trained online, latent-weight-free, with the BSO recipe of common.py.
+
+    bsnn train --config experiments/configs/fashion_tbso.py --workdir runs/fashion_tbso
+
+Compare with the demo (AGMM-BSNN trained with BPTT on the same budget):
+``python -m experiments.compare_tbso`` runs both and writes the table the README quotes.
+"""
+
+from experiments.configs.common import bso_recipe
+
+
+def get_config():
+    c = bso_recipe()
+    c.name = "fashion_tbso"
+    c.seed = 0
+    c.dataset.name = "fashion_mnist"
+    c.dataset.cutout = False
+    c.model.name = "small_cnn"
+    c.model.timesteps = 2
+    c.batch_size = 32
+    c.eval_batch_size = 500
+    c.num_epochs = 2
+    return c
