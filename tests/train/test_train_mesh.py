@@ -1,6 +1,6 @@
-"""Data parallelism: the same steps on a 1-device and an 8-device mesh (virtual CPU devices from
-tests/conftest.py) give the same losses, parameters and BatchNorm statistics, the latter proving
-that BN normalises over the global batch, not per device."""
+"""Data parallelism: the same steps (BPTT, and online T-BSO) on a 1-device and an 8-device mesh
+(virtual CPU devices from tests/conftest.py) give the same losses, parameters and BatchNorm
+statistics, the latter proving that BN normalises over the global batch, not per device."""
 
 import jax
 import numpy as np
@@ -8,32 +8,45 @@ import pytest
 from flax import nnx
 
 from bsnn_jax import models
+from bsnn_jax import optim as bsnn_optim
 from bsnn_jax.train import mesh as mesh_lib
 from bsnn_jax.train import optimizer as optim
 from bsnn_jax.train.state import create_train_state
+from bsnn_jax.train.online import make_online_train_step
 from bsnn_jax.train.step import make_eval_step, make_train_step
 
 STEPS = 3
 
 
-@pytest.fixture(scope="module")
-def setup():
+def _bptt_sgd():
     model = models.create("small_cnn", variant="agmm", timesteps=2, input_shape=(8, 8, 1), rngs=0)
     tx = optim.make_optimizer("sgd", 0.1, mask=optim.weight_decay_mask(nnx.state(model, nnx.Param)), weight_decay=1e-4)
+    return model, tx, lambda defs, tx, mesh: make_train_step(defs, tx, loss="tet", mesh=mesh)
+
+
+def _online_t_bso():
+    model = bsnn_optim.latent_free(models.create("small_cnn", variant="bsnn", timesteps=2, input_shape=(8, 8, 1), rngs=0))
+    tx = bsnn_optim.binary_partition(model, binary=bsnn_optim.t_bso(2, threshold=1e-3), fp=optim.make_optimizer("sgd", 0.1, momentum=0.0))
+    return model, tx, lambda defs, tx, mesh: make_online_train_step(defs, tx, timesteps=2, mesh=mesh)
+
+
+@pytest.fixture(scope="module", params=[_bptt_sgd, _online_t_bso], ids=["bptt", "online_t_bso"])
+def setup(request):
+    model, tx, make_step = request.param()
     defs, state = create_train_state(model, tx, seed=0)
     rng = np.random.default_rng(0)
     batches = [
         {"image": rng.normal(size=(32, 8, 8, 1)).astype(np.float32), "label": rng.integers(0, 10, 32).astype(np.int32)}
         for _ in range(STEPS)
     ]
-    return defs, tx, jax.device_get(state), batches
+    return defs, tx, make_step, jax.device_get(state), batches
 
 
 def _run(setup, devices):
-    defs, tx, host_state, batches = setup
+    defs, tx, make_step, host_state, batches = setup
     mesh = mesh_lib.make_mesh(devices)
     state = mesh_lib.replicate(host_state, mesh)
-    step = make_train_step(defs, tx, loss="tet", mesh=mesh)
+    step = make_step(defs, tx, mesh)
     losses = []
     for b in batches:
         sharded = mesh_lib.shard_batch(b, mesh)
