@@ -130,3 +130,17 @@ def bso_row(row: str) -> ml_collections.ConfigDict:
     c.optimizer.flip.threshold = spec["threshold"]
     c.dataset.cutout = spec["dataset"].startswith("cifar")
     return c
+
+
+def on_builtin_data(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """``c`` set up for the built-in Fashion-MNIST, as the demo: small_cnn, T=2, seed 0, batch 32
+    (on XLA CPU a batch of 32 runs ~2x faster per example than 128), no CIFAR augmentations."""
+    c.seed = 0
+    c.dataset.name = "fashion_mnist"
+    c.dataset.autoaugment = False
+    c.dataset.cutout = False
+    c.model.name = "small_cnn"
+    c.model.timesteps = 2
+    c.batch_size = 32
+    c.eval_batch_size = 500
+    return c

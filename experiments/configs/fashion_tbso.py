@@ -7,19 +7,12 @@ Compare with the demo (AGMM-BSNN trained with BPTT on the same budget):
 ``python -m experiments.compare_tbso`` runs both and writes the table the README quotes.
 """
 
-from experiments.configs.common import bso_recipe
+from experiments.configs.common import bso_recipe, on_builtin_data
 
 
 def get_config():
-    c = bso_recipe()
+    c = on_builtin_data(bso_recipe())
     c.name = "fashion_tbso"
-    c.seed = 0
-    c.dataset.name = "fashion_mnist"
-    c.dataset.cutout = False
-    c.model.name = "small_cnn"
-    c.model.timesteps = 2
-    c.batch_size = 32
-    c.eval_batch_size = 500
     c.num_epochs = 2
     # The paper's threshold 5e-7 is below the noise of the momentum on a 2-epoch budget: v[t] starts
     # at 0 without bias correction, so sqrt(v[t]) is a fifth of the gradient's rms after 2 epochs

@@ -8,6 +8,10 @@ from bsnn_jax.train import config as C
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = ROOT / "experiments" / "configs"
+BSO_ROWS = [
+    "cifar10_vgg11_tbso_t2", "cifar10_vgg11_tbso_t4", "cifar10_vgg11_tbso_t6", "cifar100_vgg11_tbso_t2",
+    "cifar100_vgg11_tbso_t4", "cifar100_vgg11_tbso_t6", "dvs_cifar10_vgg11_tbso_t10",
+]
 ROWS = [
     "cifar10_resnet19_t2", "cifar10_resnet19_t4", "cifar100_resnet19_t2", "cifar100_resnet19_t4",
     "imagenet_resnet18_t4", "dvs_gesture_vggsnn_t16", "dvs_cifar10_vggsnn_t10",
@@ -124,7 +128,7 @@ def test_every_experiment_config_loads_and_validates():
     names = {f.stem for f in files}
     for row in ROWS:
         assert {row, f"{row}_bsnn", f"{row}_fp"} <= names
-    assert {"demo", "fashion_agmm"} <= names
+    assert {"demo", "fashion_agmm", "fashion_tbso"} | set(BSO_ROWS) <= names
     for f in files:
         if f.stem in ("__init__", "common"):
             continue
@@ -145,3 +149,17 @@ def test_table1_rows_follow_the_paper_and_twins_differ_only_by_variant(row):
         twin = C.load(CONFIGS / f"{row}_{variant}.py")
         assert {k for k, _, _ in C.diff(c, twin)} == {"model.variant", "name"}
         assert twin.model.variant == variant
+
+
+@pytest.mark.parametrize("row", BSO_ROWS)
+def test_bso_rows_follow_the_paper(row):
+    """BSO paper Table 2/6/7 and methods-spec 2.1-2.4: VGG-11 trained online by T-BSO."""
+    c = C.load(CONFIGS / f"{row}.py")
+    assert (c.model.name, c.model.variant, c.model.timesteps) == ("vgg11", "bsnn", int(row.rsplit("_t", 1)[1]))
+    assert (c.train.mode, c.train.online_update, c.optimizer.binary) == ("online", "per_step", "t_bso")
+    f = c.optimizer.flip
+    assert (f.threshold, f.rate, f.beta2) == (1e-6 if row.startswith("dvs") else 5e-7, 1e-3, 1 - 1e-5)
+    assert (c.optimizer.name, c.optimizer.learning_rate, c.optimizer.momentum, c.optimizer.weight_decay) == ("sgd", 0.1, 0.0, 0.0)
+    assert (c.schedule.name, c.batch_size, c.num_epochs, c.seed, c.loss.name) == ("cosine", 128, 400, 2025, "tet_mse")
+    assert c.model.neuron.reset == "soft" and c.model.neuron.surrogate == "sigmoid" and c.model.neuron.beta == 4.0
+    assert c.dataset.name == row.split("_vgg11")[0]
