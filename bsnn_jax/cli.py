@@ -169,6 +169,81 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export_errors() -> tuple[type[BaseException], ...]:
+    from bsnn_jax.export import ExportError, ExportFormatError
+
+    return _user_errors() + (ExportError, ExportFormatError)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from bsnn_jax import export
+
+    try:
+        result = export.export_run(args.workdir, args.out, step=args.step, best=args.best, fp16=args.fp16, force=args.force)
+    except _export_errors() as e:
+        return _fail(str(e))
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    ratio = result["payload_bytes"] / result["report_bytes"]
+    Console(soft_wrap=True).print(
+        f"wrote {result['path']} (checkpoint step {result['step']}): {result['file_bytes']:,} bytes = "
+        f"{result['payload_bytes']:,} of tensors ({100 * ratio:.2f}% of the bsnn report size {result['report_bytes']:,.0f}) "
+        f"+ {result['header_bytes']:,} of header and manifest; BN folded in {len(result['folded_units'])} conv units",
+        highlight=False,
+    )
+    return 0
+
+
+def _read_inputs(path: str) -> tuple:
+    """``(images, labels or None)`` of an .npz holding ``x`` (and ``y``), or ``x_test`` (and ``y_test``)."""
+    import zipfile
+
+    import numpy as np
+
+    try:
+        npz = np.load(path, allow_pickle=False)
+    except (ValueError, zipfile.BadZipFile) as e:
+        raise ValueError(f"{path}: not a readable .npz file ({e})") from e
+    with npz:
+        for x_key, y_key in (("x", "y"), ("x_test", "y_test")):
+            if x_key in npz.files:
+                images = npz[x_key]
+                labels = npz[y_key] if y_key in npz.files else None
+                return (images[..., None] if images.ndim == 3 else images), labels
+        raise ValueError(f"{path} holds {npz.files}; put the images under 'x' (labels, optional, under 'y')")
+
+
+def _predict(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from bsnn_jax import export
+
+    try:
+        packed = export.load(args.model)
+        images, labels = _read_inputs(args.input)
+    except (export.ExportFormatError, OSError, ValueError) as e:
+        return _fail(str(e))
+    norm = packed.normalization
+    if not args.normalized and norm is not None and norm.scale != 1.0 and images.dtype != np.uint8:
+        return _fail(
+            f"{args.input} holds {images.dtype} images, but the model's data was stored as uint8 (normalized with "
+            f"scale {norm.scale:.6g}, mean {norm.mean}, std {norm.std}): pass uint8 images, or --normalized if they already are"
+        )
+    try:
+        classes = packed.predict(images, batch_size=args.batch_size, normalized=args.normalized)
+    except (ValueError, TypeError) as e:
+        return _fail(f"{args.input}: {e}")
+    accuracy = float(np.mean(classes == labels)) if labels is not None else None
+    if args.json:
+        print(json.dumps({"predictions": classes.tolist(), "num_examples": len(classes), "accuracy": accuracy}))
+        return 0
+    print("\n".join(map(str, classes.tolist())))
+    summary = f"{len(classes)} examples" + (f", accuracy {100 * accuracy:.2f}%" if accuracy is not None else "")
+    Console(stderr=True, soft_wrap=True).print(summary, highlight=False)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bsnn", description="Binary spiking neural networks in JAX.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -212,6 +287,37 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--best", action="store_true", help="the checkpoint with the best test accuracy")
     evaluate.add_argument("--json", action="store_true", help="print JSON instead of text")
     evaluate.set_defaults(run=_evaluate)
+
+    export = sub.add_parser(
+        "export",
+        help="write a run's checkpoint as one bit-packed .bsnn file (1 bit per binary weight, BN folded)",
+        description="Writes the trained model as one file: binary kernels at 1 bit per weight, BN folded into a "
+        "per-channel scale and shift, full-precision layers in float32 (--fp16: float16), and a manifest from which "
+        "bsnn_jax.export.load rebuilds the model without the training config.",
+    )
+    export.add_argument("--workdir", required=True, help="a directory written by bsnn train")
+    export.add_argument("--out", required=True, help="the .bsnn file to write")
+    which = export.add_mutually_exclusive_group()
+    which.add_argument("--step", type=int, default=None, help="checkpoint step (default: the latest)")
+    which.add_argument("--best", action="store_true", help="the checkpoint with the best test accuracy")
+    export.add_argument("--fp16", action="store_true", help="store full-precision kernels in float16")
+    export.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    export.add_argument("--json", action="store_true", help="print JSON instead of text")
+    export.set_defaults(run=_export)
+
+    predict = sub.add_parser(
+        "predict",
+        help="predicted classes of the images in an .npz, from a .bsnn file's packed weights",
+        description="Prints one predicted class per line (and, on stderr, the accuracy when the .npz has labels). "
+        "INPUT holds images under 'x' (or 'x_test'), [N, H, W(, C)] as the training data stores them (uint8 for "
+        "image sets; the model's normalization is applied), labels under 'y' (or 'y_test'), optional.",
+    )
+    predict.add_argument("--model", required=True, help="a .bsnn file written by bsnn export")
+    predict.add_argument("input", help="an .npz with x (images) and optionally y (labels)")
+    predict.add_argument("--batch-size", type=int, default=256, help="images per compiled batch")
+    predict.add_argument("--normalized", action="store_true", help="the images are model input already (skip the normalization)")
+    predict.add_argument("--json", action="store_true", help="print JSON instead of text")
+    predict.set_defaults(run=_predict)
     return parser
 
 
