@@ -179,7 +179,9 @@ def _export(args: argparse.Namespace) -> int:
     from bsnn_jax import export
 
     try:
-        result = export.export_run(args.workdir, args.out, step=args.step, best=args.best, fp16=args.fp16, force=args.force)
+        result = export.export_run(
+            args.workdir, args.out, step=args.step, best=args.best, verify=args.verify, fp16=args.fp16, force=args.force
+        )
     except _export_errors() as e:
         return _fail(str(e))
     if args.json:
@@ -192,6 +194,15 @@ def _export(args: argparse.Namespace) -> int:
         f"+ {result['header_bytes']:,} of header and manifest; BN folded in {len(result['folded_units'])} conv units",
         highlight=False,
     )
+    if "verify" in result:
+        v = result["verify"]
+        Console(soft_wrap=True).print(
+            f"verified on {v['examples']:,} test examples: the same prediction as the float model on "
+            f"{100 * v['identical_predictions']:.2f}%, logits within 1e-4 on {100 * v['logits_within_1e-4']:.2f}% "
+            f"(max difference {v['max_abs_logit_diff']:.3g}); accuracy {100 * v['float_accuracy']:.2f}% float, "
+            f"{100 * v['packed_accuracy']:.2f}% packed",
+            highlight=False,
+        )
     return 0
 
 
@@ -302,6 +313,9 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--best", action="store_true", help="the checkpoint with the best test accuracy")
     export.add_argument("--fp16", action="store_true", help="store full-precision kernels in float16")
     export.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    export.add_argument(
+        "--verify", type=int, default=0, metavar="N", help="load the file back and compare it with the float model on N test examples"
+    )
     export.add_argument("--json", action="store_true", help="print JSON instead of text")
     export.set_defaults(run=_export)
 

@@ -8,7 +8,7 @@ Modules: ``bits`` (the 1-bit kernel layout), ``fileformat`` (header, manifest, c
 ``packed`` (BN folding and the packed network), ``api`` (save, load, ``PackedModel``).
 """
 
-from bsnn_jax.export.api import ExportError, PackedModel, batched_logits, export_run, load, mean_logits_fn, save
+from bsnn_jax.export.api import ExportError, PackedModel, agreement, batched_logits, export_run, load, mean_logits_fn, save
 from bsnn_jax.export.bits import pack_signs, packed_nbytes, unpack_signs
 from bsnn_jax.export.fileformat import HEADER_BYTES, SUPPORTED_VERSIONS, VERSION, ExportFormatError
 
@@ -19,6 +19,7 @@ __all__ = [
     "ExportError",
     "ExportFormatError",
     "PackedModel",
+    "agreement",
     "batched_logits",
     "export_run",
     "load",

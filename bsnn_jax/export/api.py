@@ -139,8 +139,21 @@ def _check_matches(packed: nnx.Module, skeleton: nnx.Module) -> None:
         )
 
 
-def export_run(workdir: str | os.PathLike, out: str | os.PathLike, *, step: int | None = None, best: bool = False, **kwargs) -> dict[str, Any]:
-    """``save`` of a checkpoint of the run in ``workdir`` (latest, ``step``, or ``best``); kwargs go to ``save``."""
+def export_run(
+    workdir: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    step: int | None = None,
+    best: bool = False,
+    verify: int = 0,
+    **kwargs,
+) -> dict[str, Any]:
+    """``save`` of a checkpoint of the run in ``workdir`` (latest, ``step``, or ``best``); kwargs go to ``save``.
+
+    With ``verify=N`` the written file is loaded back and compared with the float model on the
+    first N examples of the run's test split (:func:`agreement`); the result gets ``"verify"``.
+    """
+    from bsnn_jax.data.base import read_batch
     from bsnn_jax.train.loop import restore  # the training stack is only needed here
 
     out = Path(out)
@@ -150,7 +163,36 @@ def export_run(workdir: str | os.PathLike, out: str | os.PathLike, *, step: int 
     model = run.defs.model(state.params, state.model_state)
     source = {"workdir": str(Path(workdir).absolute()), "step": step, "dataset": run.config.dataset.name}
     result = save(model, run.model_description, out, normalization=run.dataset.normalization, source=source, **kwargs)
-    return {**result, "step": step}
+    result["step"] = step
+    if verify:
+        records = read_batch(run.dataset.test, range(min(verify, len(run.dataset.test))))
+        images = run.dataset.normalization(np.stack([r["image"] for r in records]))
+        labels = np.array([r["label"] for r in records])
+        result["verify"] = agreement(model, load(out), images, labels)
+    return result
+
+
+def agreement(model: nnx.Module, packed: PackedModel, images: np.ndarray, labels: np.ndarray | None = None, *, batch_size: int = 256) -> dict[str, Any]:
+    """How the packed model's predictions compare with the float ``model``'s on normalized ``images``.
+
+    Returns ``{"examples", "identical_predictions"`` (fraction of equal argmax of the mean-over-T
+    logits), ``"max_abs_logit_diff"``, ``"logits_within_1e-4"`` (fraction of examples whose logits
+    all agree to 1e-4), and with ``labels`` ``"float_accuracy"``, ``"packed_accuracy"}``.
+    """
+    x = np.asarray(images, np.float32)
+    a = batched_logits(mean_logits_fn(model), x, batch_size)
+    b = packed.logits(x, batch_size=batch_size, normalized=True)
+    diff = np.abs(a - b).max(axis=-1)
+    out = {
+        "examples": len(x),
+        "identical_predictions": float(np.mean(a.argmax(-1) == b.argmax(-1))),
+        "max_abs_logit_diff": float(diff.max()),
+        "logits_within_1e-4": float(np.mean(diff <= 1e-4)),
+    }
+    if labels is not None:
+        out["float_accuracy"] = float(np.mean(a.argmax(-1) == labels))
+        out["packed_accuracy"] = float(np.mean(b.argmax(-1) == labels))
+    return out
 
 
 def mean_logits_fn(module: nnx.Module) -> Callable[[np.ndarray], jax.Array]:

@@ -112,7 +112,14 @@ def test_latent_free_model_round_trips(trained, tmp_path):
 
 def test_cli_export_and_predict(trained, packed, tmp_path, capsys):
     out = tmp_path / "cli.bsnn"
-    assert cli.main(["export", "--workdir", str(trained["workdir"]), "--out", str(out)]) == 0
+    assert cli.main(["export", "--workdir", str(trained["workdir"]), "--out", str(out), "--verify", "100", "--json"]) == 0
+    verified = json.loads(capsys.readouterr().out)["verify"]
+    float_classes = trained["float_logits"][:100].argmax(-1)
+    packed_classes = export.load(out).predict(trained["images"][:100], batch_size=128)
+    assert verified["examples"] == 100
+    assert verified["identical_predictions"] == pytest.approx(np.mean(float_classes == packed_classes))
+    assert verified["float_accuracy"] == pytest.approx(np.mean(float_classes == trained["labels"][:100]))
+    assert cli.main(["export", "--workdir", str(trained["workdir"]), "--out", str(out), "--force"]) == 0
     assert "of the bsnn report size" in capsys.readouterr().out
     assert cli.main(["export", "--workdir", str(trained["workdir"]), "--out", str(out)]) == 1
     assert "already exists" in capsys.readouterr().err
