@@ -99,17 +99,21 @@ def make_online_train_step(
             if update == "per_step":
                 updates, opt_state = tx.update(grads, opt_state, params, t=t)
                 params = optax.apply_updates(params, updates)
-            summed = grads if summed is None else jax.tree.map(jnp.add, summed, grads)
+            summed = jax.tree.map(jnp.add, summed, grads)
             return (params, model_state, opt_state, carried, summed, logits_sum + logits, loss_sum + value), None
 
-        # Step 0 starts from no membranes or traces (a different pytree), so it runs on its own.
-        carry = (state.params, state.model_state, state.opt_state, None, None, 0.0, 0.0)
-        carry, _ = time_step(carry, 0)
+        # Zero membranes and traces are exactly "nothing carried yet" (u[-1] = 0, a_hat[-1] = 0), so
+        # step 0 has the same body as the others and the scan covers all T steps: one loop whose
+        # buffers are reused from step to step, the same peak memory for every T.
+        x_first = x if static else x[:1]
+        (value, (logits, _, carried)), _ = jax.eval_shape(lambda: run_step(0, x_first, y, state.params, state.model_state, None))
+        zeros = lambda tree: jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), tree)  # noqa: E731
+        carry = (state.params, state.model_state, state.opt_state, zeros(carried), zeros(state.params), zeros(logits), zeros(value))
         if unroll:
-            for t in range(1, timesteps):
+            for t in range(timesteps):
                 carry, _ = time_step(carry, t)
-        elif timesteps > 1:
-            carry, _ = lax.scan(time_step, carry, jnp.arange(1, timesteps, dtype=jnp.int32))
+        else:
+            carry, _ = lax.scan(time_step, carry, jnp.arange(timesteps, dtype=jnp.int32))
         params, model_state, opt_state, _, summed, logits_sum, loss_sum = carry
         if update == "per_batch":
             updates, opt_state = tx.update(summed, opt_state, params, t=timesteps - 1)
