@@ -27,8 +27,6 @@ per-layer bookkeeping of the pooling denominator. The kernel stays packed in the
 
 from __future__ import annotations
 
-from typing import Any
-
 import jax
 import jax.numpy as jnp
 from flax import nnx
@@ -38,6 +36,8 @@ from bsnn_jax import ops
 from bsnn_jax.export.bits import pack_signs_jax, unpack_signs_jax
 from bsnn_jax.models import ConvUnit
 from bsnn_jax.nn import AGMM
+from bsnn_jax.nn.layers import conv2d
+from bsnn_jax.nn.online import submodule
 from bsnn_jax.nn.time import time_map
 
 
@@ -71,13 +71,8 @@ class PackedConvUnit(nnx.Module):
         return self.kernel[...].astype(jnp.float32)
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        w, p = self.weight(), self.padding
-
-        def conv(step):
-            return lax.conv_general_dilated(
-                step, w, (self.strides, self.strides), ((p, p), (p, p)), dimension_numbers=("NHWC", "HWIO", "NHWC")
-            )
-
+        w = self.weight()
+        conv = lambda step: conv2d(step, w, self.strides, self.padding)  # noqa: E731
         y = time_map(conv, x.astype(jnp.float32), fold=self.time_fold) * self.scale[...] + self.shift[...]
         return y if self.agmm is None else self.agmm(y)
 
@@ -102,10 +97,6 @@ def fold_unit(unit: ConvUnit) -> PackedConvUnit:
     return PackedConvUnit(unit, kernel, scale, shift, unit.agmm)
 
 
-def _child(parent: Any, key: str | int) -> Any:
-    return parent[key] if isinstance(key, int) else getattr(parent, key)
-
-
 def to_packed(model: nnx.Module) -> tuple[nnx.Module, list[str]]:
     """A copy of ``model`` (any family) with every ``ConvUnit`` folded into a ``PackedConvUnit``.
 
@@ -119,10 +110,8 @@ def to_packed(model: nnx.Module) -> tuple[nnx.Module, list[str]]:
     packed = nnx.merge(*nnx.split(model))  # new module objects, same arrays
     paths = [path for path, m in nnx.iter_modules(packed) if isinstance(m, ConvUnit)]
     for path in paths:
-        parent = packed
-        for key in path[:-1]:
-            parent = _child(parent, key)
-        folded = fold_unit(_child(parent, path[-1]))
+        parent = submodule(packed, path[:-1])
+        folded = fold_unit(submodule(parent, path[-1:]))
         if isinstance(path[-1], int):
             parent[path[-1]] = folded
         else:

@@ -37,13 +37,18 @@ def set_online(model: nnx.Module, online: bool, *, t=None, trace_decay: float = 
                 module.trace_decay = trace_decay
 
 
+def submodule(model: nnx.Module, path: tuple) -> nnx.Module:
+    """The module at ``path`` (attribute names and list indices, as NNX state paths give them)."""
+    for key in path:
+        model = model[key] if isinstance(key, int) else getattr(model, key)
+    return model
+
+
 def load_online_state(model: nnx.Module, state) -> None:
     """Puts carried membranes and traces (``nnx.state(other, OnlineState)``, pure or not) back
     into ``model`` (in place), e.g. into a model freshly merged inside the next step's gradient."""
     for path, value in nnx.to_flat_state(state):
-        module = model
-        for key in path[:-1]:
-            module = module[key] if isinstance(key, int) else getattr(module, key)
+        module = submodule(model, path[:-1])
         kind = Membrane if isinstance(module, LIF) else Trace
         setattr(module, path[-1], kind(value.get_value() if isinstance(value, nnx.Variable) else value))
 

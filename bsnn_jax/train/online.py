@@ -1,12 +1,13 @@
-"""Online training (BSO, OTTT): one time step at a time, memory independent of T.
+"""Online training (BSO, OTTT): one time step at a time, no backpropagation through time.
 
 For each time step t the network runs one step from the membranes and presynaptic traces the
 previous step left (``nn.set_online``), the loss of that step is differentiated with no path
 back through time, and the weight gradient is taken from the traces (``ops.trace_gradient``).
 BatchNorm normalises each step with that step's statistics. The optimizer is applied after every
 step (BSO's real-time update; ``t`` reaches T-BSO) or once per batch with the steps' gradients
-summed (OTTT). The T-loop is a Python loop inside one ``jit``: every step's activations are freed
-before the next, so memory does not grow with T.
+summed (OTTT). The T-loop runs inside one ``jit``, as a ``lax.scan`` (one loop body whose buffers
+are reused: peak memory flat from T=2 to T=32 in ``benchmarks/online_memory.py``) or unrolled
+(faster on XLA:CPU, but XLA then keeps buffers of every step alive: memory grows with T).
 """
 
 from __future__ import annotations
@@ -56,9 +57,10 @@ def make_online_train_step(
         once with the gradients summed over T (OTTT).
       trace_decay: lambda of the presynaptic trace, the LIF leak.
       unroll: write the T-loop out as T copies of the step (True) or run it as a ``lax.scan``
-        (False). Either way one step's activations are dead before the next step's exist; the
-        scan compiles once whatever T is, but XLA:CPU runs a loop body's convolutions far slower
-        (small_cnn, T=2, batch 32: 1.2 s vs 0.13 s per step here, a length-1 scan included).
+        (False). The scan compiles once whatever T is and its memory does not grow with T; the
+        unrolled loop's does (XLA keeps earlier steps' buffers alive: VGG-11, batch 8, +50 MiB per
+        step), but XLA:CPU runs a loop body's convolutions far slower (small_cnn, T=2, batch 32:
+        1.2 s vs 0.13 s per step here).
         Default: unrolled on CPU, scanned elsewhere (:func:`default_unroll`).
       mesh, donate: as ``make_train_step``.
 
