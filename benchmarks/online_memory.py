@@ -400,13 +400,15 @@ def plot(result: dict[str, Any], path: Path) -> None:
         ax_time.plot([r["timesteps"] for r in timed], [r["median_s"] for r in timed], "o-", color=color, label=LABELS[method])
         once = [r for r in rows if r.get("median_s") is None and "first_call_s" in r]
         ax_time.plot([r["timesteps"] for r in once], [r["first_call_s"] for r in once], "o", mfc="none", color=color)
+    timed_any = any(r.get("first_call_s") for r in result["records"])
     for ax, ylabel in ((ax_mem, "peak memory (MiB, XLA buffer assignment)"), (ax_time, "step time (s, median)")):
         ax.set_xscale("log", base=2)
-        ax.set_yscale("log")
         ax.set_xticks(timesteps, [str(t) for t in timesteps])
-        ax.yaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))
-        ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
-        ax.yaxis.set_minor_formatter(NullFormatter())
+        if ax is ax_mem or timed_any:  # a log axis needs data: an untimed run leaves the time panel empty
+            ax.set_yscale("log")
+            ax.yaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))
+            ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+            ax.yaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("time steps T")
         ax.set_ylabel(ylabel)
         ax.grid(True, which="both", alpha=0.3)

@@ -91,11 +91,6 @@ class SynapticLayer(nnx.Module):
         return y
 
 
-def conv2d(x: jax.Array, w: jax.Array, strides: int, padding: int) -> jax.Array:
-    """NHWC x HWIO convolution with symmetric padding, as PyTorch's ``Conv2d(padding=p)``."""
-    return lax.conv_general_dilated(x, w, (strides, strides), ((padding, padding), (padding, padding)), dimension_numbers=("NHWC", "HWIO", "NHWC"))
-
-
 class BinaryConv(SynapticLayer):
     """2-D convolution whose kernel is binarized per output channel (AGMM Eq. 2 and 5).
 
@@ -128,7 +123,7 @@ class BinaryConv(SynapticLayer):
 
     def conv(self, x: jax.Array, w: jax.Array) -> jax.Array:
         """The convolution of one time step, ``[B, H, W, C_in] -> [B, H', W', C_out]``, no bias."""
-        return conv2d(x, w, self.strides, self.padding)
+        return ops.conv2d(x, w, self.strides, self.padding)
 
     def _apply(self, x: jax.Array, w: jax.Array) -> jax.Array:
         return time_map(lambda step: self.conv(step, w), x, fold=self.time_fold)

@@ -104,7 +104,7 @@ def default_config() -> ml_collections.ConfigDict:
     c.train.mode = "bptt"
     c.train.online_update = "per_step"  # online: optimizer after every time step (BSO) or per_batch (OTTT)
     c.train.trace_decay = config_dict.placeholder(float)  # online trace lambda; None: model.neuron.tau
-    c.train.online_unroll = config_dict.placeholder(bool)  # online T-loop unrolled or lax.scan; None: per backend
+    c.train.online_unroll = False  # online T-loop written out T times instead of one lax.scan (memory then grows with T)
 
     c.schedule = ml_collections.ConfigDict()
     c.schedule.name = "cosine"  # cosine | constant

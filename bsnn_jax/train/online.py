@@ -5,9 +5,8 @@ previous step left (``nn.set_online``), the loss of that step is differentiated 
 back through time, and the weight gradient is taken from the traces (``ops.trace_gradient``).
 BatchNorm normalises each step with that step's statistics. The optimizer is applied after every
 step (BSO's real-time update; ``t`` reaches T-BSO) or once per batch with the steps' gradients
-summed (OTTT). The T-loop runs inside one ``jit``, as a ``lax.scan`` (one loop body whose buffers
-are reused: peak memory flat from T=2 to T=32 in ``benchmarks/online_memory.py``) or unrolled
-(faster on XLA:CPU, but XLA then keeps buffers of every step alive: memory grows with T).
+summed (OTTT). The T-loop runs inside one ``jit`` as a ``lax.scan``: one loop body whose buffers
+are reused, so peak memory is the same for every T >= 2 (``benchmarks/online_memory.py``).
 """
 
 from __future__ import annotations
@@ -24,12 +23,7 @@ from bsnn_jax.nn import OnlineState, load_online_state, set_online
 from bsnn_jax.train import losses
 from bsnn_jax.train.config import ONLINE_UPDATES as UPDATES
 from bsnn_jax.train.state import ModelDef, TrainState
-from bsnn_jax.train.step import jit_train_step, step_metrics, time_major
-
-
-def default_unroll() -> bool:
-    """Whether the online T-loop is unrolled by default: on CPU, where XLA runs loop bodies slowly."""
-    return jax.default_backend() == "cpu"
+from bsnn_jax.train.step import apply_updates, gradient_summary, jit_train_step, step_metrics, time_major
 
 
 def make_online_train_step(
@@ -40,7 +34,7 @@ def make_online_train_step(
     loss: str = "tet",
     update: str = "per_step",
     trace_decay: float = 0.5,
-    unroll: bool | None = None,
+    unroll: bool = False,
     mesh: Mesh | None = None,
     donate: bool = True,
 ) -> Callable[[TrainState, dict[str, jax.Array]], tuple[TrainState, dict[str, jax.Array]]]:
@@ -56,20 +50,19 @@ def make_online_train_step(
       update: ``"per_step"`` applies the optimizer after every time step (BSO), ``"per_batch"``
         once with the gradients summed over T (OTTT).
       trace_decay: lambda of the presynaptic trace, the LIF leak.
-      unroll: write the T-loop out as T copies of the step (True) or run it as a ``lax.scan``
-        (False). The scan compiles once whatever T is and its memory does not grow with T; the
-        unrolled loop's does (XLA keeps earlier steps' buffers alive: VGG-11, batch 8, +50 MiB per
-        step), but XLA:CPU runs a loop body's convolutions far slower (small_cnn, T=2, batch 32:
-        1.2 s vs 0.13 s per step here).
-        Default: unrolled on CPU, scanned elsewhere (:func:`default_unroll`).
+      unroll: write the T-loop out as T copies of the step instead of the ``lax.scan``. The scan
+        compiles once whatever T is and its memory does not grow with T; the unrolled loop's does
+        (XLA keeps buffers of earlier steps alive), for no speed gain since ``ops.conv2d`` keeps
+        the loop body's convolutions on XLA:CPU's fast path.
       mesh, donate: as ``make_train_step``.
 
     Returns:
       The jitted step; ``metrics`` are those of the BPTT step (``step.step_metrics``): the loss
-      summed over the T steps, the accuracy of the summed logits, and the flips and gradient
-      statistics over the whole minibatch (gradients summed over T).
+      summed over the T steps, the accuracy of the summed logits, the sign flips made by the
+      step's updates (those of all T updates with ``per_step``), and the gradient statistics of
+      the updates: of the gradient summed over T (``per_batch``), or the mean over the T updates
+      of each one's statistics (``per_step``).
     """
-    unroll = default_unroll() if unroll is None else unroll
     if update not in UPDATES:
         raise ValueError(f"unknown online update {update!r}; known: {UPDATES}")
     loss_fn = losses.get_loss(loss)
@@ -95,33 +88,61 @@ def make_online_train_step(
         static = x.ndim == 4  # the same image at every step; event frames are sliced per step
 
         def time_step(carry, t):
-            params, model_state, opt_state, carried, summed, logits_sum, loss_sum = carry
+            params, model_state, opt_state, carried, gradients, flips, logits_sum, loss_sum = carry
             x_t = x if static else lax.dynamic_slice_in_dim(x, t, 1, axis=0)
             (value, (logits, model_state, carried)), grads = run_step(t, x_t, y, params, model_state, carried)
             if update == "per_step":
                 updates, opt_state = tx.update(grads, opt_state, params, t=t)
-                params = optax.apply_updates(params, updates)
-            summed = jax.tree.map(jnp.add, summed, grads)
-            return (params, model_state, opt_state, carried, summed, logits_sum + logits, loss_sum + value), None
+                params, flipped = apply_updates(defs, model_state, params, updates)
+                flips = flips + flipped
+                # Each step's gradient is spent on its own update; only its scalar statistics are
+                # kept, so the loop carries no parameter-sized sum.
+                grads = gradient_summary(defs, model_state, grads)
+            gradients = jax.tree.map(jnp.add, gradients, grads)
+            return (params, model_state, opt_state, carried, gradients, flips, logits_sum + logits, loss_sum + value), None
 
         # Zero membranes and traces are exactly "nothing carried yet" (u[-1] = 0, a_hat[-1] = 0), so
         # step 0 has the same body as the others and the scan covers all T steps: one loop whose
-        # buffers are reused from step to step, the same peak memory for every T.
+        # buffers are reused from step to step, the same peak memory for every T. Flips are
+        # counted at each update, not between the step's first and last parameters, as keeping
+        # the first ones would double the loop's parameter memory.
         x_first = x if static else x[:1]
-        (value, (logits, _, carried)), _ = jax.eval_shape(lambda: run_step(0, x_first, y, state.params, state.model_state, None))
+        (value, (logits, _, carried)), grads = jax.eval_shape(
+            lambda: run_step(0, x_first, y, state.params, state.model_state, None)
+        )
+        if update == "per_step":
+            grads = jax.eval_shape(lambda g: gradient_summary(defs, state.model_state, g), grads)
         zeros = lambda tree: jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), tree)  # noqa: E731
-        carry = (state.params, state.model_state, state.opt_state, zeros(carried), zeros(state.params), zeros(logits), zeros(value))
+        carry = (
+            state.params,
+            state.model_state,
+            state.opt_state,
+            zeros(carried),
+            zeros(grads),
+            jnp.zeros((), jnp.int32),
+            zeros(logits),
+            zeros(value),
+        )
         if unroll:
             for t in range(timesteps):
                 carry, _ = time_step(carry, t)
         else:
             carry, _ = lax.scan(time_step, carry, jnp.arange(timesteps, dtype=jnp.int32))
-        params, model_state, opt_state, _, summed, logits_sum, loss_sum = carry
+        params, model_state, opt_state, _, gradients, flips, logits_sum, loss_sum = carry
         if update == "per_batch":
-            updates, opt_state = tx.update(summed, opt_state, params, t=timesteps - 1)
-            params = optax.apply_updates(params, updates)
+            updates, opt_state = tx.update(gradients, opt_state, params, t=timesteps - 1)
+            params, flips = apply_updates(defs, model_state, params, updates)
+            grad_summary = gradient_summary(defs, model_state, gradients)
+        else:
+            grad_summary = jax.tree.map(lambda total: total / timesteps, gradients)
         metrics = step_metrics(
-            defs, state, params, summed, logits=logits_sum[None], labels=y, loss=loss_sum, objective=loss_sum
+            params,
+            grad_summary,
+            flips,
+            logits=logits_sum[None],
+            labels=y,
+            loss=loss_sum,
+            objective=loss_sum,
         )
         new_state = state.replace(step=state.step + 1, params=params, model_state=model_state, opt_state=opt_state)
         return new_state, metrics

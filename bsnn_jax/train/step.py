@@ -102,8 +102,16 @@ def make_train_step(
 
         (total, (data_loss, logits, model_state)), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
-        metrics = step_metrics(defs, state, params, grads, logits=logits, labels=y, loss=data_loss, objective=total)
+        params, flips = apply_updates(defs, model_state, state.params, updates)
+        metrics = step_metrics(
+            params,
+            gradient_summary(defs, model_state, grads),
+            flips,
+            logits=logits,
+            labels=y,
+            loss=data_loss,
+            objective=total,
+        )
         new_state = state.replace(
             step=state.step + 1,
             params=params,
@@ -116,36 +124,54 @@ def make_train_step(
     return jit_train_step(step, mesh=mesh, donate=donate)
 
 
+def apply_updates(defs: ModelDef, model_state: Any, params: Any, updates: Any) -> tuple[Any, jax.Array]:
+    """``optax.apply_updates(params, updates)`` and how many binarized-layer kernel weights it
+    changed the sign of (Larq's FlipRatio numerator; latent weights, or the +-1 kernels of a flip
+    optimizer).
+
+    The count is taken from the old parameters and the updates, and the update is made to depend
+    on it (multiplied by ``count >= 0``, always 1): XLA then sees that every read of the old
+    kernels comes before the write and updates the donated or loop-carried buffers in place. A
+    comparison of old and new parameters after the update (or an ``optimization_barrier``) keeps
+    a second copy of every kernel alive instead.
+    """
+    kernels = lambda tree: flip_kernels(defs.model(tree, model_state))  # noqa: E731
+    flipped, _ = count_flips(kernels(params), kernels(optax.apply_updates(params, updates)))
+    counted = flipped >= 0
+    updates = jax.tree.map(lambda u: u * counted.astype(u.dtype), updates)
+    return optax.apply_updates(params, updates), flipped
+
+
+def gradient_summary(defs: ModelDef, model_state: Any, grads: Any) -> dict[str, Any]:
+    """``grad_norm`` (global) and the binarized layers' ``grad_mean`` / ``grad_var`` (AGMM Prop. 1's
+    per-layer mu and sigma^2) of a gradient tree: scalars only, so they can be summed over time steps."""
+    stats = gradient_stats(flip_kernels(defs.model(grads, model_state)))
+    return {
+        "grad_norm": optax.tree.norm(grads),
+        "grad_mean": {k: m for k, (m, _) in stats.items()},
+        "grad_var": {k: v for k, (_, v) in stats.items()},
+    }
+
+
 def step_metrics(
-    defs: ModelDef,
-    state: TrainState,
     params: Any,
-    grads: Any,
+    grad_summary: dict[str, Any],
+    flips: jax.Array,
     *,
     logits: jax.Array,
     labels: jax.Array,
     loss: jax.Array,
     objective: jax.Array,
 ) -> dict[str, Any]:
-    """The metrics every training step reports, BPTT or online, from the step's start ``state``,
-    its final ``params``, its gradient ``grads`` (summed over T online) and its logits ``[T, B, K]``.
-
-    ``flips`` counts the sign changes of the binarized layers' kernels over the step (Larq's
-    FlipRatio numerator; latent weights, or the +-1 kernels of a flip optimizer); ``grad_mean`` /
-    ``grad_var`` are AGMM Prop. 1's per-layer gradient mean and variance of those kernels.
-    """
-    kernels = lambda tree: flip_kernels(defs.model(tree, state.model_state))
-    flipped, _ = count_flips(kernels(state.params), kernels(params))
-    grad_stats = gradient_stats(kernels(grads))
+    """The metrics every training step reports, BPTT or online, from its final ``params``, its
+    :func:`gradient_summary`, its updates' sign ``flips`` (:func:`apply_updates`) and its logits ``[T, B, K]``."""
     return {
         "loss": loss,
         "objective": objective,
         "accuracy": jnp.mean(losses.correct(logits, labels)),
-        "grad_norm": optax.tree.norm(grads),
         "param_norm": optax.tree.norm(params),  # non-finite once an update overflowed
-        "flips": flipped,
-        "grad_mean": {k: m for k, (m, _) in grad_stats.items()},
-        "grad_var": {k: v for k, (_, v) in grad_stats.items()},
+        "flips": flips,
+        **grad_summary,
     }
 
 

@@ -78,3 +78,23 @@ def test_scanned_and_unrolled_time_loops_agree():
     for x, y in zip(jax.tree.leaves((a.params, a.model_state, a.opt_state)), jax.tree.leaves((b.params, b.model_state, b.opt_state))):
         np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-5, atol=1e-6)
     assert int(ma["flips"]) > 0  # the kernels did flip, so the comparison covers T-BSO's path
+
+
+def kernel_signs(defs, state):
+    model = defs.model(state.params, state.model_state)
+    return [np.asarray(v[...]) >= 0 for _, v in nnx.to_flat_state(nnx.state(model, BinaryParam))]
+
+
+@pytest.mark.parametrize("timesteps, update", [(1, "per_step"), (2, "per_batch")])
+def test_flips_metric_counts_the_sign_changes_of_a_single_update(timesteps, update):
+    """With one update per batch the reported flips are the sign changes between the state the
+    step started from and the one it returned (counted independently here)."""
+    model = models.create("small_cnn", variant="bsnn", timesteps=timesteps, input_shape=(8, 8, 1), rngs=4)
+    optim.latent_free(model)
+    tx = optim.binary_partition(model, binary=optim.bso(threshold=1e-9), fp=optax.sgd(0.05))
+    defs, state = create_train_state(model, tx)
+    step = make_online_train_step(defs, tx, timesteps=timesteps, update=update, donate=False)
+    new_state, metrics = step(state, batch(4, 32))
+    expected = sum(int(np.sum(a != b)) for a, b in zip(kernel_signs(defs, state), kernel_signs(defs, new_state)))
+    assert expected > 0
+    assert int(metrics["flips"]) == expected
