@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 FASHION_DIR := /usr/share/datasets/fashion-mnist
 PYTEST_WORKERS ?= 2
 
-.PHONY: demo test test-slow fashion-data clean
+.PHONY: demo test test-slow bench bench-deps fashion-data clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,23 @@ test: $(STAMP) fashion-data
 # Full-size models and long training runs, on request only.
 test-slow: $(STAMP) fashion-data
 	$(BIN)/python -m pytest -m slow -n $(PYTEST_WORKERS)
+
+# The peers measured beside bsnn_jax: CPU PyTorch (a local wheel mirror works as well as the
+# PyTorch index), snnTorch, and SpikingJelly without its torchvision requirement, which would
+# replace the CPU torch by a CUDA build (its activation_based modules do not use torchvision).
+BENCH_STAMP := $(VENV)/.bench-installed
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet "torch==2.13.*" --extra-index-url https://download.pytorch.org/whl/cpu
+	$(BIN)/python -m pip install --quiet -e ".[bench]"
+	$(BIN)/python -m pip install --quiet --no-deps "spikingjelly==0.0.0.0.14"
+	touch $(BENCH_STAMP)
+
+bench-deps: $(BENCH_STAMP)
+
+# Speed and memory, side by side with the peers (about 15 minutes on 2 CPU cores; `--all` adds
+# ResNet-19 and VGGSNN). Writes benchmarks/results/bench.{json,md}.
+bench: $(BENCH_STAMP)
+	$(BIN)/bsnn bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -59,12 +59,9 @@ import dataclasses
 import gc
 import json
 import math
-import os
-import platform
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +74,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bsnn_jax import models, optim
+from bsnn_jax.bench.measure import machine_info, memory_record, proc_status_kib, reset_peak_rss
 from bsnn_jax.train.online import make_online_train_step
 from bsnn_jax.train.optimizer import make_optimizer
 from bsnn_jax.train.state import TrainState, create_train_state
@@ -182,42 +180,6 @@ def build_step(method: str, timesteps: int, config: Config) -> tuple[jax.stages.
     return step, state
 
 
-def memory_record(compiled: jax.stages.Compiled) -> dict[str, int]:
-    """XLA's buffer sizes of a compiled step and ``peak_bytes = argument + output + temp - alias``."""
-    stats = compiled.memory_analysis()
-    parts = {
-        "argument_bytes": stats.argument_size_in_bytes,
-        "output_bytes": stats.output_size_in_bytes,
-        "temp_bytes": stats.temp_size_in_bytes,
-        "alias_bytes": stats.alias_size_in_bytes,
-        "generated_code_bytes": stats.generated_code_size_in_bytes,
-    }
-    parts["peak_bytes"] = parts["argument_bytes"] + parts["output_bytes"] + parts["temp_bytes"] - parts["alias_bytes"]
-    return parts
-
-
-def _proc_status_kib(field: str) -> int | None:
-    """A ``/proc/self/status`` field in KiB (``VmRSS``, ``VmHWM``); None where there is none."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
-def _reset_peak_rss() -> bool:
-    """Resets the process's ``VmHWM`` to its current RSS (Linux); False where that is not possible."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
-        return False
-    return True
-
-
 def time_record(compiled: jax.stages.Compiled, state: TrainState, batch: Batch, config: Config) -> dict[str, Any]:
     """Runs a warm-up call and ``config.repeats`` timed calls of a compiled step.
 
@@ -225,7 +187,7 @@ def time_record(compiled: jax.stages.Compiled, state: TrainState, batch: Batch, 
     ``config.step_time_limit``), their ``median_s`` / ``min_s`` (None when empty) and
     ``measured_rss_growth_bytes`` (None where it cannot be measured).
     """
-    rss_before = _proc_status_kib("VmRSS") if _reset_peak_rss() else None
+    rss_before = proc_status_kib("VmRSS") if reset_peak_rss() else None
     start = time.perf_counter()
     state, _ = jax.block_until_ready(compiled(state, batch))
     first = time.perf_counter() - start
@@ -235,7 +197,7 @@ def time_record(compiled: jax.stages.Compiled, state: TrainState, batch: Batch, 
             start = time.perf_counter()
             state, _ = jax.block_until_ready(compiled(state, batch))
             times.append(time.perf_counter() - start)
-    peak = _proc_status_kib("VmHWM")
+    peak = proc_status_kib("VmHWM")
     return {
         "first_call_s": first,
         "step_times_s": times,
@@ -276,20 +238,6 @@ def summarize(records: Sequence[dict[str, Any]], config: Config) -> dict[str, An
         summary["bptt_over_online_at_tmax"] = peak["bptt", t_max] / peak["online", t_max]
         summary["claim_holds"] = online_growth <= TARGET_ONLINE_GROWTH < summary["peak_ratio_tmax_over_tmin"]["bptt"]
     return summary
-
-
-def machine_info() -> dict[str, Any]:
-    """Versions, backend, device and CPU count (and load, as the machine may be shared)."""
-    device = jax.devices()[0]
-    return {
-        **{package: metadata.version(package) for package in ("jax", "jaxlib", "flax", "optax")},
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "backend": jax.default_backend(),
-        "device": f"{device.platform}:{device.device_kind}",
-        "cpu_count": os.cpu_count(),
-        "load_average_at_start": os.getloadavg() if hasattr(os, "getloadavg") else None,
-    }
 
 
 def run(config: Config, log: Callable[[str], None] = lambda line: None) -> dict[str, Any]:

@@ -255,6 +255,24 @@ def _predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from bsnn_jax.bench import suite
+
+    names = args.workloads.split(",") if args.workloads else suite.default_workloads(include_slow=args.all)
+    console = Console(stderr=args.json)
+    try:
+        result = suite.run(names, steps=args.steps, timeout=args.timeout, log=console.print)
+    except ValueError as error:
+        return _fail(str(error))
+    json_path, md_path = suite.save(result, Path(args.out))
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        console.print(suite.markdown(result))
+    console.print(f"runtime {result['runtime_s']:.0f} s; wrote {json_path} and {md_path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bsnn", description="Binary spiking neural networks in JAX.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -332,6 +350,21 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--normalized", action="store_true", help="the images are model input already (skip the normalization)")
     predict.add_argument("--json", action="store_true", help="print JSON instead of text")
     predict.set_defaults(run=_predict)
+
+    bench = sub.add_parser(
+        "bench",
+        help="training-step time, compile time, memory and inference throughput, side by side with the peers",
+        description="Measures each workload in its own process (median of --steps blocked training steps after two "
+        "warm-up steps) and the ratios between figures of this one run. Peers (PyTorch, snnTorch, SpikingJelly) are "
+        "measured when installed (make bench installs them) and skipped otherwise.",
+    )
+    bench.add_argument("--workloads", default=None, help="comma-separated names (default: the reference net in every framework)")
+    bench.add_argument("--all", action="store_true", help="also the full-size models (ResNet-19, VGGSNN): slow")
+    bench.add_argument("--steps", type=int, default=20, help="timed training steps per workload")
+    bench.add_argument("--timeout", type=float, default=1800.0, help="seconds per workload")
+    bench.add_argument("--out", default="benchmarks/results/bench", help="writes OUT.json and OUT.md")
+    bench.add_argument("--json", action="store_true", help="print the results as JSON (progress goes to stderr)")
+    bench.set_defaults(run=_bench)
     return parser
 
 

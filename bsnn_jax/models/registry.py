@@ -10,7 +10,7 @@ from flax import nnx
 
 from bsnn_jax.models.common import VARIANTS, NetOptions
 from bsnn_jax.models.resnet import BiRealResNet
-from bsnn_jax.models.vgg import SMALL, VGG11, VGGSNN, SpikingVGG
+from bsnn_jax.models.vgg import REFERENCE, SMALL, VGG11, VGGSNN, SpikingVGG
 from bsnn_jax.nn import default_time_fold
 
 
@@ -60,6 +60,12 @@ FAMILIES: dict[str, Family] = {
         10,
         "3-conv net (32-64-128) for the built-in Fashion-MNIST, FC on the flattened spike map",
     ),
+    "reference": Family(
+        lambda **kw: SpikingVGG(REFERENCE, head="gap", name="reference", **kw),
+        (32, 32, 3),
+        10,
+        "the speed benchmark's net: convs 64-128-256-256, 2 avg-pools, global average pool, FC (bsnn bench)",
+    ),
 }
 
 
@@ -77,7 +83,7 @@ def create(
     """Builds a network family in one of the variants ``fp``, ``bsnn`` or ``agmm``.
 
     Args:
-      name: one of ``FAMILIES``: resnet19, resnet18, vggsnn, vgg11, small_cnn.
+      name: one of ``FAMILIES``: resnet19, resnet18, vggsnn, vgg11, small_cnn, reference.
       variant: ``fp`` (full-precision SNN), ``bsnn`` (vanilla binary), ``agmm`` (binary + AGMM).
       num_classes: classifier width; the family's usual dataset by default.
       timesteps: T; AGMM keeps one alpha per module per time step.

@@ -1,5 +1,5 @@
 """Plain spiking VGG stacks: VGGSNN (DVS), the BSO paper's VGG-11 (CIFAR) and a small net for the
-built-in data. Each conv is ``conv3x3 -> BN [-> AGMM] -> LIF``; ``"A"`` is a 2x2 average pool."""
+built-in data, and the speed benchmark's reference net. Each conv is ``conv3x3 -> BN [-> AGMM] -> LIF``; ``"A"`` is a 2x2 average pool."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from bsnn_jax.nn import BinaryLinear, pool
 VGGSNN = (64, 128, "A", 256, 256, "A", 512, 512, "A", 512, 512, "A")
 VGG11 = (64, 128, "A", 256, 256, "A", 512, 512, "A", 512, 512)
 SMALL = (32, "A", 64, "A", 128)
+REFERENCE = (64, 128, "A", 256, "A", 256)  # the peers' benchmark net (``bsnn bench``)
 
 
 class SpikingVGG(SpikingNet):

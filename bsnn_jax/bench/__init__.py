@@ -1,0 +1,1 @@
+"""Speed and memory benchmarks: ``bsnn bench`` (``suite``), one process per workload (``worker``)."""
