@@ -9,19 +9,15 @@ for T-BSO at T=35, CIFAR-10 VGG-11). Every method trains the same network (the `
 with the BSO neuron) on the same random static batch:
 
 - ``bptt``: ``train.step.make_train_step``, SGD with momentum on latent weights (AGMM's recipe).
-- ``online``: T-BSO on +-1 kernels, ``train.online.make_online_train_step(unroll=False)``: the
-  T-loop is one ``lax.scan`` (the form whose memory cannot depend on T).
-- ``online_unrolled``: the same with ``unroll=True``, the T-loop written out T times (the
-  default of ``make_online_train_step`` on CPU, where XLA runs a loop body's convolutions slowly).
+- ``online``: T-BSO on +-1 kernels, ``train.online.make_online_train_step`` as trained by
+  default: the T-loop is one ``lax.scan`` (the form whose memory cannot depend on T).
+- ``online_unrolled``: the same with ``unroll=True``, the T-loop written out T times.
 
-Memory is XLA's own buffer assignment of the compiled step (``Compiled.memory_analysis()``):
-deterministic, no run needed. ``peak = argument + output + temp - alias`` bytes, i.e. the state
-and batch passed in, plus the outputs not written in place of the donated state, plus the one
-scratch buffer XLA:CPU allocates for all intermediates. (The stats' own ``peak_memory_in_bytes``
-is not used: on XLA:CPU it reports only about the argument size.) The measured column, where a
-step was run, is the growth of the process's peak resident memory over the step calls (Linux
-``VmHWM``, reset through ``/proc/self/clear_refs`` before the first call), a rough cross-check:
-it misses pages the allocator had already touched.
+Memory is XLA's own buffer assignment of the compiled step (``bench.measure.memory_record``):
+deterministic, no run needed. The measured column, where a step was run, is the growth of the
+process's peak resident memory over the step calls (Linux ``VmHWM``, reset through
+``/proc/self/clear_refs`` before the first call), a rough cross-check: it misses pages the
+allocator had already touched.
 
 Time: compile time of ``jit(...).lower().compile()``, then one warm-up call and ``--repeats``
 timed calls (each fed the state the previous one returned, as the state is donated; outputs
@@ -30,26 +26,21 @@ blocked on), median and min. Step times are wall clock on a shared machine: nois
 Defaults: VGG-11 (9.2 M parameters, 32x32x3 input), batch 8, T = 1..32, 3 timed calls, all
 three methods; steps timed up to T = 16 only, and a method's timing stops after a warm-up call
 over 15 s (memory is reported for every T). On 2 shared CPU cores (jax 0.10.2) the default run
-took 12 min, 9 of them compiling: the unrolled online step at T = 32 alone takes 4-5 min to
+took 14 min, most of it compiling: the unrolled online step at T = 32 alone takes 6.6 min to
 compile, BPTT's 1 min (its T = 32 step would need 4.7 GB and several seconds per call).
 
 Measured (``benchmarks/results/online_memory.json``), peak MiB at T = 1 / 2 / 4 / 8 / 16 / 32:
 
-- ``bptt``: 218 / 235 / 304 / 473 / 1420 / 4812; faster than linear in T (x3.4 from 16 to 32).
-- ``online``: 159 / 230 / 234 / 234 / 234 / 234, the same temp bytes from T = 4 to 16 (+64 at 32;
-  the state grows by T-BSO's one float per layer and time step). T = 1 has no loop and carries
-  nothing to a next step: the loop's buffers (membranes and traces, about 1.7 MiB per example,
-  plus about 60 MiB of parameter-sized ones, the running gradient sum among them) cost 75 MiB
-  here, so the step at T = 32 is 1.47x the T = 1 step (1.02x the T = 2 one). BPTT / online
-  at T = 32: 20.6x (the BSO paper: 58 GB / 2.9 GB = 20x at T = 35).
-- ``online_unrolled``: 159 / 230 / 333 / 531 / 927 / 1719, about 50 MiB more per time step:
-  XLA:CPU schedules the unrolled steps so that earlier steps' buffers (the per-step gradients
-  added into the sum, among others) stay alive.
+- ``bptt``: 211 / 229 / 303 / 473 / 1420 / 4812; faster than linear in T (x3.4 from 16 to 32).
+- ``online``: 165 / 179 / 179 / 179 / 179 / 179: T = 32 is 1.08x T = 1 and equal to T = 2. What
+  the loop adds to the loop-free T = 1 step is the state carried between steps (membranes and
+  traces, 1.7 MiB per example). BPTT / online at T = 32: 26.9x (the BSO paper: 58 GB / 2.9 GB =
+  20x at T = 35).
+- ``online_unrolled``: 165 / 170 / 192 / 249 / 363 / 592: XLA keeps buffers of earlier steps alive.
 
-Step time: BPTT 0.27 s at T = 1 to 3.9 s at T = 16, unrolled online 0.43 s to 8.6 s; the scanned
-online step takes 0.26 s at T = 1 (no loop), 8.7 s at T = 2 (a loop of one step) and 37 s at
-T = 4: XLA:CPU runs the convolutions of a loop body slowly. The measured RSS growth is XLA's
-temp size plus at most 35 MiB (1-2% at the largest timed T).
+Step time (median): BPTT 0.28 s at T = 1 to 4.9 s at T = 16; scanned online 0.40 s to 7.1 s,
+unrolled 0.49 s to 8.6 s, both about linear in T (the scan is no slower on XLA:CPU since
+``ops.conv2d`` keeps the loop body's convolutions in the canonical layout).
 """
 
 from __future__ import annotations

@@ -268,7 +268,7 @@ def _bench(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        console.print(suite.markdown(result))
+        print(suite.markdown(result))
     console.print(f"runtime {result['runtime_s']:.0f} s; wrote {json_path} and {md_path}")
     return 0
 

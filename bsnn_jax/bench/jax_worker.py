@@ -13,7 +13,7 @@ import optax
 from flax import nnx
 
 from bsnn_jax import models
-from bsnn_jax.bench.measure import memory_record, proc_status_kib, reset_peak_rss, summary, timed_calls
+from bsnn_jax.bench.measure import images_per_second, memory_record, training_steps
 from bsnn_jax.bench.workloads import Workload
 from bsnn_jax.nn import LIF
 from bsnn_jax.nn.online import submodule
@@ -80,20 +80,10 @@ def run(workload: Workload, *, steps: int = 20, inference_calls: int = 10) -> di
         holder["state"], metrics = compiled(holder["state"], batch)
         jax.block_until_ready((holder["state"], metrics))
 
-    timed_calls(one_step, 2)
-    rss_before = proc_status_kib("VmRSS") if reset_peak_rss() else None
-    times = timed_calls(one_step, steps)
-    peak = proc_status_kib("VmHWM")
-    record.update({f"step_{k}": v for k, v in summary(times).items()})
-    record["step_times_s"] = times
-    record["peak_rss_bytes"] = peak * 1024 if peak is not None and rss_before is not None else None
-    record["rss_growth_bytes"] = (peak - rss_before) * 1024 if peak is not None and rss_before is not None else None
+    record.update(training_steps(one_step, steps, warmup=2))
 
     eval_step = make_eval_step(defs, loss="mean_logits", firing_rates=False)
     params, model_state = holder["state"].params, holder["state"].model_state
     infer = lambda: jax.block_until_ready(eval_step(params, model_state, batch))  # noqa: E731
-    infer()
-    inference = summary(timed_calls(infer, inference_calls))
-    # per image of T frames: the ANN bound's T*B frames count as B images, as the SNN's B images of T steps
-    record["inference_images_per_s"] = workload.batch_size / inference["median_s"]
+    record["inference_images_per_s"] = images_per_second(infer, workload.batch_size, inference_calls)
     return record

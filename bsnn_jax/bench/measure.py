@@ -72,6 +72,31 @@ def summary(times: list[float]) -> dict[str, float | None]:
     return {"median_s": statistics.median(times), "min_s": min(times), "q1_s": quartiles[0], "q3_s": quartiles[2]}
 
 
+def training_steps(one_step: Callable[[], Any], steps: int, *, warmup: int) -> dict[str, Any]:
+    """Times ``steps`` calls of ``one_step`` after ``warmup`` untimed ones: ``step_median_s``,
+    ``step_min_s``, quartiles, ``step_times_s``, ``peak_rss_bytes`` (the process's peak resident
+    memory over the timed calls, Linux) and ``rss_growth_bytes`` (that peak over the resident
+    memory before them); the memory fields are None where they cannot be measured."""
+    timed_calls(one_step, warmup)
+    rss_before = proc_status_kib("VmRSS") if reset_peak_rss() else None
+    times = timed_calls(one_step, steps)
+    peak = proc_status_kib("VmHWM")
+    measured = peak is not None and rss_before is not None
+    return {
+        **{f"step_{k}": v for k, v in summary(times).items()},
+        "step_times_s": times,
+        "peak_rss_bytes": peak * 1024 if measured else None,
+        "rss_growth_bytes": (peak - rss_before) * 1024 if measured else None,
+    }
+
+
+def images_per_second(infer: Callable[[], Any], images: int, calls: int) -> float:
+    """``images`` over the median time of ``calls`` calls of ``infer`` (after one untimed call).
+    Benchmarks count an image of T frames once: the ANN bound's T*B frames are B images."""
+    infer()
+    return images / summary(timed_calls(infer, calls))["median_s"]
+
+
 def machine_info(packages: tuple[str, ...] = ("jax", "jaxlib", "flax", "optax")) -> dict[str, Any]:
     """Versions of ``packages`` (those installed), Python, platform, the JAX backend, CPU count and load."""
     versions = {}

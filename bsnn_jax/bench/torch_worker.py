@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from bsnn_jax.bench.measure import proc_status_kib, reset_peak_rss, summary, timed_calls
+from bsnn_jax.bench.measure import images_per_second, training_steps
 from bsnn_jax.bench.workloads import Workload
 
 PEER_PACKAGES = {"torch": "torch", "snntorch": "snntorch", "spikingjelly": "spikingjelly"}
@@ -148,14 +148,7 @@ def run(workload: Workload, *, steps: int = 20, inference_calls: int = 10) -> di
     start = time.perf_counter()
     one_step()
     record: dict[str, Any] = {"compile_s": time.perf_counter() - start, "framework_version": torch.__version__}
-    timed_calls(one_step, 1)
-    rss_before = proc_status_kib("VmRSS") if reset_peak_rss() else None
-    times = timed_calls(one_step, steps)
-    peak = proc_status_kib("VmHWM")
-    record.update({f"step_{k}": v for k, v in summary(times).items()})
-    record["step_times_s"] = times
-    record["peak_rss_bytes"] = peak * 1024 if peak is not None and rss_before is not None else None
-    record["rss_growth_bytes"] = (peak - rss_before) * 1024 if peak is not None and rss_before is not None else None
+    record.update(training_steps(one_step, steps, warmup=1))
 
     model.eval()
 
@@ -163,8 +156,6 @@ def run(workload: Workload, *, steps: int = 20, inference_calls: int = 10) -> di
         with torch.no_grad():
             model(images).sum().item()
 
-    infer()
-    inference = summary(timed_calls(infer, inference_calls))
-    record["inference_images_per_s"] = workload.batch_size / inference["median_s"]
+    record["inference_images_per_s"] = images_per_second(infer, workload.batch_size, inference_calls)
     record["torch_threads"] = torch.get_num_threads()
     return record
