@@ -6,9 +6,9 @@ from flax import nnx
 
 from bsnn_jax import models, nn
 
-SMALL_INPUTS = {"resnet19": (16, 16, 3), "resnet18": (32, 32, 3), "vggsnn": (32, 32, 2), "vgg11": (16, 16, 3), "small_cnn": (28, 28, 1)}
+SMALL_INPUTS = {"resnet19": (16, 16, 3), "resnet18": (32, 32, 3), "vggsnn": (32, 32, 2), "vgg11": (16, 16, 3), "small_cnn": (28, 28, 1), "reference": (8, 8, 3)}
 # binary convs per family: the convs between the full-precision first conv and classifier
-BINARY_CONVS = {"resnet19": 16, "resnet18": 16, "vggsnn": 7, "vgg11": 7, "small_cnn": 2}
+BINARY_CONVS = {"resnet19": 16, "resnet18": 16, "vggsnn": 7, "vgg11": 7, "small_cnn": 2, "reference": 3}
 
 
 def abstract(name, variant, **kw):
