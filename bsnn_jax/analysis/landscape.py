@@ -8,6 +8,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from bsnn_jax.ops import compiler
+
 
 def filter_normalized_direction(params, key: jax.Array):
     """A random direction with each filter rescaled to the norm of the matching filter of ``params``.
@@ -58,7 +60,7 @@ def loss_surface(
     pad = (-len(points)) % chunk
     padded = np.concatenate([points, np.zeros((pad, 2), np.float32)])
 
-    @jax.jit
+    @compiler.jit
     def evaluate(ab):
         def one(p):
             moved = jax.tree.map(lambda t, u, v: t + p[0] * u + p[1] * v, params, d1, d2)

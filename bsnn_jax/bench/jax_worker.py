@@ -3,6 +3,7 @@ the median of blocked training steps, peak resident memory over them, and infere
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -17,6 +18,7 @@ from bsnn_jax.bench.measure import images_per_second, memory_record, training_st
 from bsnn_jax.bench.workloads import Workload
 from bsnn_jax.nn import LIF
 from bsnn_jax.nn.online import submodule
+from bsnn_jax.ops import compiler
 from bsnn_jax.train.state import create_train_state
 from bsnn_jax.train.step import make_eval_step, make_train_step
 
@@ -44,12 +46,15 @@ def relu_instead_of_lif(model: nnx.Module) -> nnx.Module:
 
 def build(workload: Workload, seed: int = 0):
     """The model split for training, its state, and a random batch, for ``workload``."""
+    if workload.xla_defaults:
+        os.environ[compiler.XLA_DEFAULTS_ENV] = "1"
     model = models.create(
         workload.model,
         variant=workload.variant,
         num_classes=10,
         timesteps=1 if workload.ann else workload.timesteps,
         input_shape=workload.input_shape,
+        time_fold=workload.time_fold,
         rngs=seed,
     )
     if workload.ann:

@@ -28,6 +28,10 @@ class Workload:
       ann: ReLU instead of LIF on a batch of T*B (the ANN bound).
       input_shape: ``(H, W, C)``.
       slow: a full-size model, run only with ``--all``.
+      time_fold: ``bsnn_jax`` only: stateless layers on ``[T*B, ...]`` (True), per time step
+        (False), or the backend's default (None); see ``nn.default_time_fold``.
+      xla_defaults: ``bsnn_jax`` only: compile with XLA's default options instead of the
+        library's (``ops.compiler``), to re-check that choice.
     """
 
     name: str
@@ -39,6 +43,8 @@ class Workload:
     ann: bool = False
     input_shape: tuple[int, int, int] = (32, 32, 3)
     slow: bool = False
+    time_fold: bool | None = None
+    xla_defaults: bool = False
 
     @property
     def examples(self) -> int:
@@ -62,6 +68,9 @@ WORKLOADS: dict[str, Workload] = {
     for w in [
         *(_reference("bsnn_jax", t) for t in (1, 2, 4, 8)),
         _reference("bsnn_jax", 4, ann=True),
+        dataclasses.replace(_reference("bsnn_jax", 4), name="reference_snn_t4_xla_default", xla_defaults=True),
+        dataclasses.replace(_reference("bsnn_jax", 4), name="reference_snn_t4_folded", time_fold=True),
+        dataclasses.replace(_reference("bsnn_jax", 4), name="reference_snn_t4_per_step", time_fold=False),
         _reference("torch", 4, ann=True),
         _reference("snntorch", 4),
         _reference("spikingjelly", 4),

@@ -34,6 +34,7 @@ from bsnn_jax.data.base import Normalization
 from bsnn_jax.export import fileformat
 from bsnn_jax.export.packed import PackedConvUnit, SignBits, to_packed
 from bsnn_jax.metrics import model_size
+from bsnn_jax.ops import compiler
 
 BIT_LAYOUT = (
     "sign_bits: kernel transposed to [C_out, ...] (output channel major), flattened row-major, "
@@ -199,7 +200,7 @@ def mean_logits_fn(module: nnx.Module) -> Callable[[np.ndarray], jax.Array]:
     """Jitted ``x -> mean over T of module(x)``; event frames ``[B, T, ...]`` are made time-major."""
     graphdef, state = nnx.split(module)
 
-    @jax.jit
+    @compiler.jit
     def forward(state, x):
         if x.ndim == 5:
             x = jnp.swapaxes(x, 0, 1)

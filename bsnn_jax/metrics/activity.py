@@ -18,6 +18,7 @@ import numpy as np
 from flax import nnx
 
 from bsnn_jax.nn import LIF, SynapticLayer
+from bsnn_jax.ops import compiler
 
 
 class SpikeOutput(nnx.Intermediate):
@@ -103,7 +104,7 @@ def activity_fn(model: nnx.Module):
     copy.eval()
     graphdef, _ = nnx.split(copy)
 
-    @jax.jit
+    @compiler.jit
     def run(state, x):
         logits, spikes, sown = _run_captured(nnx.merge(graphdef, state), x)
         rates = {f"{k}.spike_rate": jnp.mean(v.astype(jnp.float32)) for k, v in spikes.items()}

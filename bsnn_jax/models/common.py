@@ -10,6 +10,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from bsnn_jax.nn import AGMM, LIF, BatchNorm, BinaryConv
+from bsnn_jax.nn.layers import CONV_OUTPUT
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,16 +34,36 @@ class NetOptions:
     """Options every layer of a network shares.
 
     ``neuron`` holds keyword arguments of ``nn.LIF`` (tau, v_th, reset, detach_reset, surrogate,
-    beta, unroll); ``time_fold`` chooses how stateless layers run over time (``nn.time_map``).
+    beta, unroll); ``time_fold`` chooses how stateless layers run over time (``nn.time_map``);
+    ``compute_dtype`` is the precision of the convolutions (``nn.SynapticLayer``), None for the input's;
+    ``remat`` recomputes each layer or block in the backward pass (``REMAT_POLICIES``, ``remat_call``).
     """
 
     variant: Variant
     timesteps: int
     time_fold: bool
+    compute_dtype: str | None = None
+    remat: str | None = None
     neuron: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def lif(self) -> LIF:
         return LIF(**self.neuron)
+
+
+REMAT_POLICIES = {
+    # keep only each block's input; recompute its conv, BN, AGMM and LIF (least memory)
+    "block": jax.checkpoint_policies.nothing_saveable,
+    # keep each block's conv outputs; recompute the elementwise rest (BN, AGMM, LIF)
+    "conv": jax.checkpoint_policies.save_only_these_names(CONV_OUTPUT),
+}
+
+
+def remat_call(remat: str | None, fn, *args):
+    """``fn(*args)``; with ``remat`` (a ``REMAT_POLICIES`` key) under ``nnx.remat``, so BPTT's
+    backward pass recomputes what the policy does not keep instead of holding it for all T steps."""
+    if remat is None:
+        return fn(*args)
+    return nnx.remat(fn, policy=REMAT_POLICIES[remat], graph=True, graph_updates=True)(*args)
 
 
 class ConvUnit(nnx.Module):
@@ -75,6 +96,7 @@ class ConvUnit(nnx.Module):
             binarizable=binarizable,
             use_bias=use_bias,
             time_fold=opts.time_fold,
+            compute_dtype=opts.compute_dtype,
             rngs=rngs,
         )
         self.bn = BatchNorm(out_features, rngs=rngs)

@@ -6,9 +6,10 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
+import jax.numpy as jnp
 from flax import nnx
 
-from bsnn_jax.models.common import VARIANTS, NetOptions
+from bsnn_jax.models.common import REMAT_POLICIES, VARIANTS, NetOptions
 from bsnn_jax.models.resnet import BiRealResNet
 from bsnn_jax.models.vgg import REFERENCE, SMALL, VGG11, VGGSNN, SpikingVGG
 from bsnn_jax.nn import default_time_fold
@@ -69,6 +70,16 @@ FAMILIES: dict[str, Family] = {
 }
 
 
+def _floating_dtype(name: str) -> str:
+    try:
+        dtype = jnp.dtype(name)
+    except TypeError:
+        dtype = None
+    if dtype is None or not jnp.issubdtype(dtype, jnp.floating):
+        raise ValueError(f"compute_dtype must name a floating dtype such as 'bfloat16' or 'float32', got {name!r}")
+    return dtype.name
+
+
 def create(
     name: str,
     *,
@@ -77,6 +88,8 @@ def create(
     timesteps: int = 4,
     input_shape: tuple[int, int, int] | None = None,
     time_fold: bool | None = None,
+    compute_dtype: str | None = None,
+    remat: str | None = None,
     neuron: dict[str, Any] | None = None,
     rngs: nnx.Rngs | int = 0,
 ) -> nnx.Module:
@@ -90,6 +103,10 @@ def create(
       input_shape: ``(H, W, C)`` of one frame; the family's usual dataset by default.
       time_fold: run stateless layers on ``[T*B, ...]`` (True) or per time step (False);
         by default per backend (``nn.default_time_fold``).
+      compute_dtype: precision of the convolutions, e.g. ``"bfloat16"`` (mixed precision: the
+        parameters, BatchNorm and the LIF membrane stay float32); None computes in the input's.
+      remat: recompute each layer (VGG) or block (ResNet) in the backward pass to save memory:
+        ``"block"`` keeps only its input, ``"conv"`` also its conv outputs (``REMAT_POLICIES``).
       neuron: keyword arguments of ``nn.LIF`` (tau, v_th, reset, surrogate, beta, ...).
       rngs: ``nnx.Rngs`` or an integer seed.
 
@@ -102,11 +119,15 @@ def create(
         raise ValueError(f"unknown variant {variant!r}; known: {sorted(VARIANTS)}")
     if timesteps < 1:
         raise ValueError(f"timesteps must be >= 1, got {timesteps}")
+    if remat is not None and remat not in REMAT_POLICIES:
+        raise ValueError(f"unknown remat policy {remat!r}; known: {sorted(REMAT_POLICIES)} or None")
     family = FAMILIES[name]
     opts = NetOptions(
         variant=VARIANTS[variant],
         timesteps=timesteps,
         time_fold=default_time_fold() if time_fold is None else time_fold,
+        compute_dtype=None if compute_dtype is None else _floating_dtype(compute_dtype),
+        remat=remat,
         neuron=dict(neuron or {}),
     )
     rngs = nnx.Rngs(rngs) if isinstance(rngs, int) else rngs

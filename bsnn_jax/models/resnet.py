@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from bsnn_jax.models.common import ConvUnit, NetOptions, SpikingNet
+from bsnn_jax.models.common import ConvUnit, NetOptions, SpikingNet, remat_call
 from bsnn_jax.nn import BinaryLinear, pool
 
 
@@ -78,6 +78,7 @@ class BiRealResNet(SpikingNet):
         rngs: nnx.Rngs,
     ):
         self._init_net(name, input_shape, opts.timesteps)
+        self.remat = opts.remat
         width = stages[0][0]
         self.stem = Stem(input_shape[-1], width, stem_kernel, stem_stride, stem_maxpool, opts, rngs=rngs)
         blocks = []
@@ -92,5 +93,5 @@ class BiRealResNet(SpikingNet):
         """``[T, B, H, W, C]`` or a static ``[B, H, W, C]`` -> logits ``[T, B, num_classes]``."""
         x = self.run_stem(self.stem, x)
         for block in self.blocks:
-            x = block(x)
+            x = remat_call(self.remat, lambda block, x: block(x), block, x)
         return self.fc(jnp.mean(x, axis=(2, 3)))

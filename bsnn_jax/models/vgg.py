@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from bsnn_jax.models.common import ConvUnit, NetOptions, SpikingNet
+from bsnn_jax.models.common import ConvUnit, NetOptions, SpikingNet, remat_call
 from bsnn_jax.nn import BinaryLinear, pool
 
 VGGSNN = (64, 128, "A", 256, 256, "A", 512, 512, "A", 512, 512, "A")
@@ -40,7 +40,7 @@ class SpikingVGG(SpikingNet):
         if head not in ("flatten", "gap"):
             raise ValueError(f"unknown head {head!r}; known: ['flatten', 'gap']")
         self._init_net(name, input_shape, opts.timesteps)
-        self.head, self.time_fold = head, opts.time_fold
+        self.head, self.time_fold, self.remat = head, opts.time_fold, opts.remat
         self.cfg = tuple(cfg)
         h, w, channels = input_shape
         units, lifs = [], []
@@ -67,9 +67,11 @@ class SpikingVGG(SpikingNet):
             if item == "A":
                 x = pool(x, 2, fold=self.time_fold)
                 continue
-            unit = self.units[layer]
-            x = self.run_stem(unit, x) if layer == 0 else unit(x)
-            x = self.lifs[layer](x)
+            unit, lif = self.units[layer], self.lifs[layer]
+            if layer == 0:
+                x = lif(self.run_stem(unit, x))
+            else:
+                x = remat_call(self.remat, lambda unit, lif, x: lif(unit(x)), unit, lif, x)
             layer += 1
         x = jnp.mean(x, axis=(2, 3)) if self.head == "gap" else x.reshape(x.shape[:2] + (-1,))
         return self.fc(x)

@@ -11,11 +11,14 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 from jax import lax
+from jax.ad_checkpoint import checkpoint_name
 
 from bsnn_jax import ops
 from bsnn_jax.ops.lif import check_reset
 from bsnn_jax.ops.spike import check_surrogate
 from bsnn_jax.nn.time import default_time_fold, time_map
+
+CONV_OUTPUT = "synaptic_output"  # checkpoint name of every synaptic layer's output (remat policies)
 
 # PyTorch's kaiming_normal_(mode="fan_out"), used by the Q-SNN and BSO code for every conv.
 kaiming_fan_out = jax.nn.initializers.variance_scaling(2.0, "fan_out", "normal")
@@ -54,10 +57,16 @@ class SynapticLayer(nnx.Module):
     With ``online=True`` (set by ``nn.online``) a spike-input layer keeps the presynaptic trace
     of its input across calls and takes its weight gradient from it (``ops.trace_gradient``).
 
+    ``compute_dtype`` (e.g. ``"bfloat16"``) runs the linear map, forward and backward, in that
+    precision: input and weight are cast to it, the output is cast back to the input's dtype, so
+    parameters, BatchNorm, AGMM and the LIF membrane stay float32 (mixed precision, as Flax's
+    ``dtype`` / ``param_dtype``). Spikes and +-1 kernels are exact in bfloat16.
+
     Subclasses define ``_apply(x, w)``, the layer's linear map of a ``[T, B, ...]`` input.
     """
 
-    def _init_weights(self, shape, init, *, binary, use_bias, spike_input, binarizable, rngs):
+    def _init_weights(self, shape, init, *, binary, use_bias, spike_input, binarizable, compute_dtype, rngs):
+        self.compute_dtype = None if compute_dtype is None else jnp.dtype(compute_dtype).name
         self.binary, self.spike_input, self.record = binary, spike_input, False
         self.online, self.trace_decay, self.trace = False, 0.5, nnx.data(None)
         self.latent_free = False
@@ -74,14 +83,16 @@ class SynapticLayer(nnx.Module):
         return (ops.binarize(w) if self.binary and not self.latent_free else w).astype(dtype)
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        w = self.weight(x.dtype)
+        dtype = x.dtype if self.compute_dtype is None else jnp.dtype(self.compute_dtype)
+        w = self.weight(dtype)
         if self.online and self.spike_input:
             previous = None if self.trace is None else self.trace[...]
             trace = ops.presynaptic_trace(previous, x, self.trace_decay)
             self.trace = Trace(trace)
-            y = ops.trace_gradient(self._apply, x, trace, w)
+            y = ops.trace_gradient(self._apply, x.astype(dtype), trace.astype(dtype), w)
         else:
-            y = self._apply(x, w)
+            y = self._apply(x.astype(dtype), w)
+        y = checkpoint_name(y.astype(x.dtype), CONV_OUTPUT)
         if self.bias is not None:
             y = y + self.bias[...].astype(y.dtype)
         if self.record:
@@ -111,6 +122,7 @@ class BinaryConv(SynapticLayer):
         binarizable: bool | None = None,
         use_bias: bool = False,
         time_fold: bool | None = None,
+        compute_dtype: str | None = None,
         rngs: nnx.Rngs,
     ):
         self.strides = strides
@@ -118,7 +130,14 @@ class BinaryConv(SynapticLayer):
         self.time_fold = default_time_fold() if time_fold is None else time_fold
         shape = (kernel_size, kernel_size, in_features, out_features)
         self._init_weights(
-            shape, kaiming_fan_out, binary=binary, use_bias=use_bias, spike_input=spike_input, binarizable=binarizable, rngs=rngs
+            shape,
+            kaiming_fan_out,
+            binary=binary,
+            use_bias=use_bias,
+            spike_input=spike_input,
+            binarizable=binarizable,
+            compute_dtype=compute_dtype,
+            rngs=rngs,
         )
 
     def conv(self, x: jax.Array, w: jax.Array) -> jax.Array:
@@ -144,6 +163,7 @@ class BinaryLinear(SynapticLayer):
         spike_input: bool = True,
         binarizable: bool | None = None,
         use_bias: bool = True,
+        compute_dtype: str | None = None,
         rngs: nnx.Rngs,
     ):
         self._init_weights(
@@ -153,6 +173,7 @@ class BinaryLinear(SynapticLayer):
             use_bias=use_bias,
             spike_input=spike_input,
             binarizable=binarizable,
+            compute_dtype=compute_dtype,
             rngs=rngs,
         )
 

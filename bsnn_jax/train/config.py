@@ -60,6 +60,8 @@ def default_config() -> ml_collections.ConfigDict:
     c.model.variant = "agmm"  # agmm | bsnn | fp
     c.model.timesteps = 4  # T; event datasets are binned into this many frames
     c.model.time_fold = config_dict.placeholder(bool)  # None: per backend (nn.default_time_fold)
+    c.model.compute_dtype = config_dict.placeholder(str)  # None: float32; "bfloat16": mixed precision convs
+    c.model.remat = config_dict.placeholder(str)  # None, "block" or "conv": recompute per layer/block (models.REMAT_POLICIES)
     # nn.LIF arguments. unroll=True writes the T steps of the (elementwise) LIF recurrence out
     # for XLA, which fuses them: on this 2-core CPU, the first LIF layer of small_cnn (T=2,
     # batch 128) went from 81 ms to 4 ms fwd+bwd, the whole training step from 0.41 to 0.24 s.

@@ -148,6 +148,8 @@ def create_model(config: ml_collections.ConfigDict, info: data_lib.DatasetInfo) 
         timesteps=config.model.timesteps,
         input_shape=tuple(info.input_shape),
         time_fold=config.model.time_fold,
+        compute_dtype=config.model.compute_dtype,
+        remat=config.model.remat,
         neuron=config.model.neuron.to_dict(),
         rngs=config.seed,
     )

@@ -17,6 +17,7 @@ from flax import nnx
 from jax.sharding import Mesh
 
 from bsnn_jax.metrics import count_flips, flip_kernels, gradient_stats, run_with_spikes
+from bsnn_jax.ops import compiler
 from bsnn_jax.train import losses
 from bsnn_jax.train.mesh import batch_sharding, replicated
 from bsnn_jax.train.state import ModelDef, TrainState
@@ -182,7 +183,7 @@ def jit_train_step(step, *, mesh: Mesh | None, donate: bool):
     if mesh is not None:
         kwargs["in_shardings"] = (replicated(mesh), batch_sharding(mesh))
         kwargs["out_shardings"] = (replicated(mesh), replicated(mesh))
-    return jax.jit(step, **kwargs)
+    return compiler.jit(step, **kwargs)
 
 
 def make_eval_step(
@@ -228,4 +229,4 @@ def make_eval_step(
     if mesh is not None:
         kwargs["in_shardings"] = (replicated(mesh), replicated(mesh), batch_sharding(mesh))
         kwargs["out_shardings"] = replicated(mesh)
-    return jax.jit(step, **kwargs)
+    return compiler.jit(step, **kwargs)

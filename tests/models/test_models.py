@@ -1,10 +1,13 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 from flax import nnx
 
 from bsnn_jax import models, nn
+from bsnn_jax.train.state import create_train_state
+from bsnn_jax.train.step import make_train_step
 
 SMALL_INPUTS = {"resnet19": (16, 16, 3), "resnet18": (32, 32, 3), "vggsnn": (32, 32, 2), "vgg11": (16, 16, 3), "small_cnn": (28, 28, 1), "reference": (8, 8, 3)}
 # binary convs per family: the convs between the full-precision first conv and classifier
@@ -60,6 +63,34 @@ def test_time_fold_switch_gives_the_same_network():
     np.testing.assert_allclose(np.asarray(outs[0]), np.asarray(outs[1]), rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("name", ["reference", "resnet19"])
+def test_remat_recomputes_and_keeps_gradients(name):
+    """Recomputing each layer / block gives the same loss and gradients (BPTT over T=4), and the
+    compiled step really recomputes: "block" runs every forward convolution twice, "conv" keeps
+    the convolutions' outputs (or most of them). (Peak memory is measured, not asserted: XLA:CPU schedules the
+    recomputation early, see the README's performance section.)"""
+    shape = SMALL_INPUTS[name]
+    batch = {"image": jax.random.uniform(jax.random.key(3), (8,) + shape), "label": jnp.arange(8) % 3}
+
+    def compiled(remat):
+        """One plain-SGD BPTT step: its new parameters carry the gradients."""
+        model = models.create(name, variant="agmm", timesteps=4, input_shape=shape, remat=remat, rngs=4)
+        defs, state = create_train_state(model, optax.sgd(1.0))
+        step = make_train_step(defs, optax.sgd(1.0), loss="mean_logits", donate=False).lower(state, batch).compile()
+        new_state, metrics = step(state, batch)
+        grads = jax.tree.map(lambda before, after: before - after, state.params, new_state.params)
+        return (metrics["loss"], grads), step.as_text().count(" convolution(")
+
+    (value, grads), convolutions = compiled(None)
+    counts = {}
+    for remat in ("conv", "block"):
+        (value_r, grads_r), counts[remat] = compiled(remat)
+        np.testing.assert_allclose(float(value_r), float(value), rtol=1e-5)
+        for g, g_r in zip(jax.tree.leaves(grads), jax.tree.leaves(grads_r), strict=True):
+            np.testing.assert_allclose(np.asarray(g_r), np.asarray(g), rtol=1e-4, atol=1e-7)  # params - new params: float32 ulps of |w| ~ 0.1
+    assert convolutions <= counts["conv"] < counts["block"]
+
+
 def test_neuron_options_reach_every_lif():
     model = models.create("small_cnn", neuron={"surrogate": "sigmoid", "beta": 4.0, "reset": "soft"})
     lifs = [m for _, m in nnx.iter_graph(model) if isinstance(m, nn.LIF)]
@@ -71,6 +102,10 @@ def test_clear_errors():
         models.create("resnet20")
     with pytest.raises(ValueError, match="unknown variant 'xnor'; known: .*agmm"):
         models.create("small_cnn", variant="xnor")
+    with pytest.raises(ValueError, match="unknown remat policy 'all'"):
+        models.create("small_cnn", remat="all")
+    with pytest.raises(ValueError, match="floating dtype such as 'bfloat16'"):
+        models.create("small_cnn", compute_dtype="int8")
     model = models.create("small_cnn", timesteps=2)
     with pytest.raises(ValueError, match=r"built for inputs \[T, B, 28, 28, 1\].*got shape \(2, 1, 28, 28\)"):
         model(jnp.zeros((2, 1, 28, 28)))

@@ -41,6 +41,20 @@ def test_time_fold_and_per_step_agree_in_value_and_gradient():
     np.testing.assert_allclose(np.asarray(grads[0].kernel[...]), np.asarray(grads[1].kernel[...]), rtol=1e-4, atol=1e-4)
 
 
+def test_bfloat16_compute_on_spikes_is_exact_up_to_rounding():
+    """Spikes and signs are exact in bfloat16, so a binary conv's only errors are the roundings of
+    its per-channel scale and of its output (unit roundoff 2^-8 each), and its parameters and
+    gradients stay float32."""
+    x = (jax.random.uniform(jax.random.key(4), (2, 3, 8, 8, 16)) < 0.3).astype(jnp.float32)
+    convs = [nn.BinaryConv(16, 8, compute_dtype=d, rngs=nnx.Rngs(5)) for d in (None, "bfloat16")]
+    exact, mixed = (c(x) for c in convs)
+    assert mixed.dtype == jnp.float32 and convs[1].kernel[...].dtype == jnp.float32
+    np.testing.assert_allclose(np.asarray(mixed), np.asarray(exact), rtol=2 * 2**-8, atol=1e-6)
+    grads = [nnx.grad(lambda m: jnp.sum(m(x) * x[..., :8]))(c).kernel[...] for c in convs]
+    assert grads[1].dtype == jnp.float32
+    np.testing.assert_allclose(np.asarray(grads[1]), np.asarray(grads[0]), rtol=2**-7, atol=1e-3 * float(jnp.max(jnp.abs(grads[0]))))
+
+
 def test_binary_linear_and_bias():
     lin = nn.BinaryLinear(6, 3, binary=True, rngs=nnx.Rngs(0))
     x = jax.random.normal(jax.random.key(0), (2, 4, 6))
