@@ -55,6 +55,8 @@ def build(workload: Workload, seed: int = 0):
         timesteps=1 if workload.ann else workload.timesteps,
         input_shape=workload.input_shape,
         time_fold=workload.time_fold,
+        compute_dtype=workload.compute_dtype,
+        remat=workload.remat,
         rngs=seed,
     )
     if workload.ann:

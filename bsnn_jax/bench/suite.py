@@ -41,6 +41,8 @@ RATIOS = (
     Ratio("JAX ANN bound / PyTorch ANN bound (T=4)", "reference_ann_t4", "torch_ann_t4"),
     Ratio("reference step, library XLA options / XLA defaults (T=4)", "reference_snn_t4", "reference_snn_t4_xla_default"),
     Ratio("reference step, T folded into batch / per time step (T=4)", "reference_snn_t4_folded", "reference_snn_t4_per_step"),
+    Ratio("reference step, bfloat16 convolutions / float32 (T=4)", "reference_snn_t4_bf16", "reference_snn_t4"),
+    Ratio("ResNet-19 XLA temp memory, remat per block / none (T=4)", "resnet19_agmm_t4_remat", "resnet19_agmm_t4", "temp_bytes"),
     Ratio("reference step T=8 / T=1", "reference_snn_t8", "reference_snn_t1", target=8.5),
     Ratio("SpikingJelly step T=8 / T=1", "spikingjelly_snn_t8", "spikingjelly_snn_t1"),
     Ratio("reference peak RSS / SpikingJelly peak RSS (T=4)", "reference_snn_t4", "spikingjelly_snn_t4", "peak_rss_bytes", 1.0),

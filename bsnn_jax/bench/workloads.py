@@ -32,6 +32,8 @@ class Workload:
         (False), or the backend's default (None); see ``nn.default_time_fold``.
       xla_defaults: ``bsnn_jax`` only: compile with XLA's default options instead of the
         library's (``ops.compiler``), to re-check that choice.
+      compute_dtype, remat: ``bsnn_jax`` only: ``models.create``'s mixed-precision and
+        recomputation options.
     """
 
     name: str
@@ -45,6 +47,8 @@ class Workload:
     slow: bool = False
     time_fold: bool | None = None
     xla_defaults: bool = False
+    compute_dtype: str | None = None
+    remat: str | None = None
 
     @property
     def examples(self) -> int:
@@ -71,6 +75,7 @@ WORKLOADS: dict[str, Workload] = {
         dataclasses.replace(_reference("bsnn_jax", 4), name="reference_snn_t4_xla_default", xla_defaults=True),
         dataclasses.replace(_reference("bsnn_jax", 4), name="reference_snn_t4_folded", time_fold=True),
         dataclasses.replace(_reference("bsnn_jax", 4), name="reference_snn_t4_per_step", time_fold=False),
+        dataclasses.replace(_reference("bsnn_jax", 4), name="reference_snn_t4_bf16", compute_dtype="bfloat16"),
         _reference("torch", 4, ann=True),
         _reference("snntorch", 4),
         _reference("spikingjelly", 4),
@@ -78,6 +83,7 @@ WORKLOADS: dict[str, Workload] = {
         _full("resnet19", 2, (32, 32, 3)),
         _full("resnet19", 4, (32, 32, 3)),
         _full("resnet19", 4, (32, 32, 3), ann=True),
+        dataclasses.replace(_full("resnet19", 4, (32, 32, 3)), name="resnet19_agmm_t4_remat", remat="block"),
         _full("vggsnn", 10, (48, 48, 2)),
         _full("vggsnn", 10, (48, 48, 2), ann=True),
     ]

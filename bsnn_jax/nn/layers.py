@@ -14,9 +14,9 @@ from jax import lax
 from jax.ad_checkpoint import checkpoint_name
 
 from bsnn_jax import ops
+from bsnn_jax.nn.time import default_time_fold, time_map
 from bsnn_jax.ops.lif import check_reset
 from bsnn_jax.ops.spike import check_surrogate
-from bsnn_jax.nn.time import default_time_fold, time_map
 
 CONV_OUTPUT = "synaptic_output"  # checkpoint name of every synaptic layer's output (remat policies)
 
