@@ -15,7 +15,6 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
 from rich.console import Console
 
 from bsnn_jax import train
