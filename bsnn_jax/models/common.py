@@ -29,6 +29,14 @@ VARIANTS = {
 }
 
 
+REMAT_POLICIES = {
+    # keep only each block's input; recompute its conv, BN, AGMM and LIF (least memory)
+    "block": jax.checkpoint_policies.nothing_saveable,
+    # keep each block's conv outputs; recompute the elementwise rest (BN, AGMM, LIF)
+    "conv": jax.checkpoint_policies.save_only_these_names(CONV_OUTPUT),
+}
+
+
 @dataclasses.dataclass(frozen=True)
 class NetOptions:
     """Options every layer of a network shares.
@@ -46,16 +54,12 @@ class NetOptions:
     remat: str | None = None
     neuron: dict[str, Any] = dataclasses.field(default_factory=dict)
 
+    def __post_init__(self):
+        if self.remat is not None and self.remat not in REMAT_POLICIES:
+            raise ValueError(f"unknown remat policy {self.remat!r}; known: {sorted(REMAT_POLICIES)} or None")
+
     def lif(self) -> LIF:
         return LIF(**self.neuron)
-
-
-REMAT_POLICIES = {
-    # keep only each block's input; recompute its conv, BN, AGMM and LIF (least memory)
-    "block": jax.checkpoint_policies.nothing_saveable,
-    # keep each block's conv outputs; recompute the elementwise rest (BN, AGMM, LIF)
-    "conv": jax.checkpoint_policies.save_only_these_names(CONV_OUTPUT),
-}
 
 
 def remat_call(remat: str | None, fn, *args):

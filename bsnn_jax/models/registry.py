@@ -6,10 +6,9 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-import jax.numpy as jnp
 from flax import nnx
 
-from bsnn_jax.models.common import REMAT_POLICIES, VARIANTS, NetOptions
+from bsnn_jax.models.common import VARIANTS, NetOptions
 from bsnn_jax.models.resnet import BiRealResNet
 from bsnn_jax.models.vgg import REFERENCE, SMALL, VGG11, VGGSNN, SpikingVGG
 from bsnn_jax.nn import default_time_fold
@@ -70,16 +69,6 @@ FAMILIES: dict[str, Family] = {
 }
 
 
-def _floating_dtype(name: str) -> str:
-    try:
-        dtype = jnp.dtype(name)
-    except TypeError:
-        dtype = None
-    if dtype is None or not jnp.issubdtype(dtype, jnp.floating):
-        raise ValueError(f"compute_dtype must name a floating dtype such as 'bfloat16' or 'float32', got {name!r}")
-    return dtype.name
-
-
 def create(
     name: str,
     *,
@@ -119,14 +108,12 @@ def create(
         raise ValueError(f"unknown variant {variant!r}; known: {sorted(VARIANTS)}")
     if timesteps < 1:
         raise ValueError(f"timesteps must be >= 1, got {timesteps}")
-    if remat is not None and remat not in REMAT_POLICIES:
-        raise ValueError(f"unknown remat policy {remat!r}; known: {sorted(REMAT_POLICIES)} or None")
     family = FAMILIES[name]
     opts = NetOptions(
         variant=VARIANTS[variant],
         timesteps=timesteps,
         time_fold=default_time_fold() if time_fold is None else time_fold,
-        compute_dtype=None if compute_dtype is None else _floating_dtype(compute_dtype),
+        compute_dtype=compute_dtype,
         remat=remat,
         neuron=dict(neuron or {}),
     )

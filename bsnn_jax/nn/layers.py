@@ -40,6 +40,17 @@ class Trace(nnx.Variable):
     """A synaptic layer's presynaptic trace a_hat, carried from one online time step to the next."""
 
 
+def floating_dtype_name(name: str) -> str:
+    """The canonical name of a floating dtype (``"bfloat16"``, ``"float32"``), or a clear error."""
+    try:
+        dtype = jnp.dtype(name)
+    except TypeError:
+        dtype = None
+    if dtype is None or not jnp.issubdtype(dtype, jnp.floating):
+        raise ValueError(f"compute_dtype must name a floating dtype such as 'bfloat16' or 'float32', got {name!r}")
+    return dtype.name
+
+
 class SynapticLayer(nnx.Module):
     """Weights applied to a layer's input: the kernel (binary or full precision) and bias.
 
@@ -66,7 +77,7 @@ class SynapticLayer(nnx.Module):
     """
 
     def _init_weights(self, shape, init, *, binary, use_bias, spike_input, binarizable, compute_dtype, rngs):
-        self.compute_dtype = None if compute_dtype is None else jnp.dtype(compute_dtype).name
+        self.compute_dtype = None if compute_dtype is None else floating_dtype_name(compute_dtype)
         self.binary, self.spike_input, self.record = binary, spike_input, False
         self.online, self.trace_decay, self.trace = False, 0.5, nnx.data(None)
         self.latent_free = False

@@ -67,9 +67,11 @@ class _Jitted:
         functools.update_wrapper(self, fun)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves((args, kwargs))):
+            return self._nested(*args, **kwargs)
         try:
             return self._top_level(*args, **kwargs)
-        except ValueError as error:
+        except ValueError as error:  # concrete arguments, but called while the caller traces
             if "can only be passed to top-level" not in str(error):
                 raise
         return self._nested(*args, **kwargs)
