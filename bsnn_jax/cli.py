@@ -261,7 +261,7 @@ def _bench(args: argparse.Namespace) -> int:
     names = args.workloads.split(",") if args.workloads else suite.default_workloads(include_slow=args.all)
     console = Console(stderr=args.json)
     try:
-        result = suite.run(names, steps=args.steps, timeout=args.timeout, log=console.print)
+        result = suite.run(names, steps=args.steps, rounds=args.rounds, timeout=args.timeout, log=console.print)
     except ValueError as error:
         return _fail(str(error))
     json_path, md_path = suite.save(result, Path(args.out))
@@ -360,7 +360,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--workloads", default=None, help="comma-separated names (default: the reference net in every framework)")
     bench.add_argument("--all", action="store_true", help="also the full-size models (ResNet-19, VGGSNN): slow")
-    bench.add_argument("--steps", type=int, default=20, help="timed training steps per workload")
+    bench.add_argument("--steps", type=int, default=21, help="timed training steps per workload, over all rounds")
+    bench.add_argument("--rounds", type=int, default=3, help="passes through the workloads, in alternating order, pooled")
     bench.add_argument("--timeout", type=float, default=1800.0, help="seconds per workload")
     bench.add_argument("--out", default="benchmarks/results/bench", help="writes OUT.json and OUT.md")
     bench.add_argument("--json", action="store_true", help="print the results as JSON (progress goes to stderr)")

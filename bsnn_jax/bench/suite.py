@@ -1,6 +1,11 @@
 """``bsnn bench``: every workload in its own process, then the ratios between figures measured
 in this one run (the machine may be shared and noisy; ratios of the same run are what compare).
 
+The steps of each workload are split over ``rounds`` passes through the list, run in
+alternating order (forward, backward, forward, ...), and pooled: a burst of load from another
+tenant then lands on every workload alike instead of on whichever ran during it, and a slow
+drift over the run cancels between the two ends of the list.
+
 Targets (issue 6, for the reference net at T=4, B=32 on a 2-core CPU): the training step at most
 0.67x snnTorch's and at most 0.8x the PyTorch ANN bound's; step(T=8) / step(T=1) at most 8.5;
 peak training memory below SpikingJelly's; ResNet-19 compile time under 30 s.
@@ -10,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import statistics
 import subprocess
 import sys
 import time
@@ -91,21 +97,58 @@ def ratios(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def run(names: Sequence[str], *, steps: int = 20, timeout: float = 1800.0, log: Callable[[str], None] = lambda line: None) -> dict[str, Any]:
-    """Measures ``names`` one process each; returns ``{"machine", "records", "ratios", "runtime_s"}``."""
+def run(
+    names: Sequence[str],
+    *,
+    steps: int = 21,
+    rounds: int = 3,
+    timeout: float = 1800.0,
+    log: Callable[[str], None] = lambda line: None,
+) -> dict[str, Any]:
+    """Measures ``names``, one process per workload and round, ``ceil(steps / rounds)`` timed
+    steps each, and pools the rounds (``pool_rounds``); returns ``{"machine", "steps", "rounds",
+    "records", "ratios", "runtime_s"}``."""
     from bsnn_jax.bench.measure import machine_info
 
     unknown = [n for n in names if n not in WORKLOADS]
     if unknown:
         raise ValueError(f"unknown workloads {unknown}; known: {', '.join(WORKLOADS)}")
+    if rounds < 1 or steps < rounds:
+        raise ValueError(f"need 1 <= rounds <= steps, got rounds={rounds}, steps={steps}")
     start = time.perf_counter()
     info = machine_info(("jax", "jaxlib", "flax", "optax", "torch", "snntorch", "spikingjelly"))
-    records = []
-    for name in names:
-        record = run_workload(name, steps, timeout)
-        records.append(record)
-        log(progress_line(record))
-    return {"machine": info, "steps": steps, "records": records, "ratios": ratios(records), "runtime_s": time.perf_counter() - start}
+    per_round = -(-steps // rounds)
+    measured: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+    for index in range(rounds):
+        for name in names if index % 2 == 0 else reversed(names):
+            record = run_workload(name, per_round, timeout)
+            measured[name].append(record)
+            log(f"round {index + 1}/{rounds} " + progress_line(record))
+    records = [pool_rounds(measured[name]) for name in names]
+    result = {"machine": info, "steps": per_round * rounds, "rounds": rounds, "records": records}
+    return {**result, "ratios": ratios(records), "runtime_s": time.perf_counter() - start}
+
+
+def pool_rounds(rounds: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One record from a workload's records of several rounds: the step statistics of all their
+    step times together, the median compile time and inference rate, the highest peak memory,
+    and each round's median step (``round_step_medians_s``). A round that failed fails the whole
+    record (its error is kept), so no ratio rests on part of the rounds."""
+    from bsnn_jax.bench.measure import summary
+
+    failed = [r for r in rounds if "error" in r]
+    if failed:
+        return failed[0]
+    times = [t for r in rounds for t in r["step_times_s"]]
+    pooled = {**rounds[-1], "steps": len(times), "step_times_s": times}
+    pooled.update({f"step_{k}": v for k, v in summary(times).items()})
+    pooled["round_step_medians_s"] = [r["step_median_s"] for r in rounds]
+    for field in ("compile_s", "inference_images_per_s"):
+        pooled[field] = statistics.median(r[field] for r in rounds)
+    for field in ("peak_rss_bytes", "rss_growth_bytes"):
+        values = [r[field] for r in rounds if r.get(field) is not None]
+        pooled[field] = max(values) if values else None
+    return pooled
 
 
 def progress_line(record: dict[str, Any]) -> str:
@@ -124,17 +167,18 @@ def _mib(value: float | None) -> str:
 def markdown(result: dict[str, Any]) -> str:
     """The records and the ratios as two markdown tables."""
     lines = [
-        "| workload | framework | T | batch | step median (s) | IQR (s) | compile / first step (s) | XLA temp (MiB) | peak RSS (MiB) | inference (img/s) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| workload | framework | T | batch | step median (s) | IQR (s) | rounds' medians (s) | compile / first step (s) | XLA temp (MiB) | peak RSS (MiB) | inference (img/s) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in result["records"]:
         if "error" in r:
-            lines.append(f"| {r['workload']} | skipped: {r['error']} |  |  |  |  |  |  |  |  |")
+            lines.append(f"| {r['workload']} | skipped: {r['error']} |  |  |  |  |  |  |  |  |  |")
             continue
         iqr = f"{r['step_q1_s']:.3f}-{r['step_q3_s']:.3f}"
+        per_round = " / ".join(f"{m:.3f}" for m in r.get("round_step_medians_s", [r["step_median_s"]]))
         t = f"{r['timesteps']} (ANN: {r['timesteps']}x{r['batch_size']})" if r["ann"] else str(r["timesteps"])
         lines.append(
-            f"| {r['workload']} | {r['framework']} | {t} | {r['batch_size']} | {r['step_median_s']:.3f} | {iqr} | "
+            f"| {r['workload']} | {r['framework']} | {t} | {r['batch_size']} | {r['step_median_s']:.3f} | {iqr} | {per_round} | "
             f"{r['compile_s']:.1f} | {_mib(r.get('temp_bytes'))} | {_mib(r.get('peak_rss_bytes'))} | {r['inference_images_per_s']:.0f} |"
         )
     lines += ["", "| ratio (same run) | value | target | met |", "|---|---|---|---|"]

@@ -58,6 +58,21 @@ def test_ratios_and_targets_from_records():
     assert "| reference step / snnTorch step (T=4) | 0.50 | <= 0.67 | yes |" in table
 
 
+def test_rounds_pool_their_step_times_and_keep_the_worst_memory():
+    def record(times, compile_s, rss):
+        return {"workload": "w", "step_times_s": times, "step_median_s": float(np.median(times)), "compile_s": compile_s,
+                "inference_images_per_s": 10 * compile_s, "peak_rss_bytes": rss, "rss_growth_bytes": None}
+
+    pooled = suite.pool_rounds([record([1.0, 5.0], 2.0, 100), record([2.0, 3.0, 4.0], 4.0, 300), record([6.0], 9.0, 200)])
+    assert pooled["step_times_s"] == [1.0, 5.0, 2.0, 3.0, 4.0, 6.0] and pooled["steps"] == 6
+    assert pooled["step_median_s"] == 3.5 and pooled["step_min_s"] == 1.0  # of all six times
+    assert pooled["round_step_medians_s"] == [3.0, 3.0, 6.0]
+    assert pooled["compile_s"] == 4.0 and pooled["inference_images_per_s"] == 40.0  # medians
+    assert pooled["peak_rss_bytes"] == 300 and pooled["rss_growth_bytes"] is None
+    failed = {"workload": "w", "error": "timed out"}
+    assert suite.pool_rounds([record([1.0], 1.0, 1), failed]) == failed
+
+
 def test_unknown_workload_is_a_clear_error(capsys):
     with pytest.raises(ValueError, match="unknown workload 'nope'"):
         worker.measure("nope", 2)
@@ -65,13 +80,15 @@ def test_unknown_workload_is_a_clear_error(capsys):
     assert "unknown workload" in json.loads(capsys.readouterr().out)["error"]
     with pytest.raises(ValueError, match="unknown workloads"):
         suite.run(["nope"])
+    with pytest.raises(ValueError, match="rounds"):
+        suite.run(["reference_snn_t1"], steps=2, rounds=3)
 
 
-def test_one_workload_measured_in_its_own_process(tmp_path):
-    result = suite.run(["reference_snn_t1"], steps=2)
+def test_one_workload_measured_in_its_own_processes(tmp_path):
+    result = suite.run(["reference_snn_t1"], steps=4, rounds=2)
     (record,) = result["records"]
     assert "error" not in record, record
-    assert len(record["step_times_s"]) == 2 and record["step_median_s"] > 0 and record["compile_s"] > 0
+    assert len(record["step_times_s"]) == 4 and len(record["round_step_medians_s"]) == 2 and record["step_median_s"] > 0 and record["compile_s"] > 0
     assert record["temp_bytes"] > 0 and record["peak_rss_bytes"] > record["argument_bytes"]
     assert record["inference_images_per_s"] > 0
     json_path, md_path = suite.save(result, tmp_path / "bench")
