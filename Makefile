@@ -48,7 +48,7 @@ $(BENCH_STAMP): $(STAMP)
 
 bench-deps: $(BENCH_STAMP)
 
-# Speed and memory, side by side with the peers (about 15 minutes on 2 CPU cores; `--all` adds
+# Speed and memory, side by side with the peers (about 18 minutes on 2 CPU cores; `--all` adds
 # ResNet-19 and VGGSNN). Writes benchmarks/results/bench.{json,md}.
 bench: $(BENCH_STAMP)
 	$(BIN)/bsnn bench
