@@ -1,5 +1,5 @@
 """GFLOP/s of the reference net's 3x3 convolutions, measured alone: forward, input gradient and
-weight gradient (``ops.conv2d`` and its backward, compiled with the library's XLA options),
+weight gradient (``ops.conv2d`` and its ``custom_vjp`` backward, compiled with the library's XLA options),
 next to one matmul with the forward's GEMM shape (``[T*B*H*W, 9*C] x [9*C, O]``).
 
     python -m benchmarks.conv_rates [--repeats 9] [--out benchmarks/results/conv_rates.json]
@@ -27,18 +27,24 @@ from rich.table import Table
 
 from bsnn_jax.bench.measure import machine_info
 from bsnn_jax.ops import compiler
-from bsnn_jax.ops.conv import _backward, conv2d
+from bsnn_jax.ops.conv import conv2d
 
 # (batch T*B, H=W, C_in, C_out) of the reference net's binary convs at T=4, B=32
 REFERENCE_CONVS = ((128, 32, 64, 128), (128, 16, 128, 256), (128, 8, 256, 256))
 
 
+def _conv(x, w):
+    return conv2d(x, w, 1, 1)
+
+
 def _kernels() -> dict:
-    """The four measured programs, each ``(x, w, g) -> array``, compiled with the library's options."""
+    """The four measured programs, compiled with the library's options: the convolution and each
+    of its gradients alone (``(x, w, g) -> array``; the unused forward output is dropped by XLA),
+    and the matmul ``(a, b) -> a @ b``."""
     return {
-        "forward": compiler.jit(lambda x, w, g: conv2d(x, w, 1, 1)),
-        "input_grad": compiler.jit(lambda x, w, g: _backward(1, 1, (x, w), g)[0]),
-        "weight_grad": compiler.jit(lambda x, w, g: _backward(1, 1, (x, w), g)[1]),
+        "forward": compiler.jit(lambda x, w, g: _conv(x, w)),
+        "input_grad": compiler.jit(lambda x, w, g: jax.vjp(lambda x: _conv(x, w), x)[1](g)[0]),
+        "weight_grad": compiler.jit(lambda x, w, g: jax.vjp(lambda w: _conv(x, w), w)[1](g)[0]),
         "matmul": compiler.jit(lambda a, b: a @ b),
     }
 

@@ -355,7 +355,8 @@ def build_parser() -> argparse.ArgumentParser:
         "bench",
         help="training-step time, compile time, memory and inference throughput, side by side with the peers",
         description="Measures each workload in its own process (median of --steps blocked training steps after two "
-        "warm-up steps) and the ratios between figures of this one run. Peers (PyTorch, snnTorch, SpikingJelly) are "
+        "warm-up steps, split over --rounds passes through the workloads in alternating order and pooled) and the "
+        "ratios between figures of this one run. Peers (PyTorch, snnTorch, SpikingJelly) are "
         "measured when installed (make bench installs them) and skipped otherwise.",
     )
     bench.add_argument("--workloads", default=None, help="comma-separated names (default: the reference net in every framework)")
