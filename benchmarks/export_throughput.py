@@ -38,10 +38,10 @@ def _demo_model(workdir: str | None):
         model = models.create(spec.pop("name"), **spec)
         model.eval()
         return model, DEMO
-    from bsnn_jax.train.loop import restore
+    from bsnn_jax.train.restore import restore
 
-    run, state, _ = restore(workdir)
-    return run.defs.model(state.params, state.model_state), run.model_description
+    restored = restore(workdir)
+    return restored.model, restored.description
 
 
 def _images_per_second(forward, x: np.ndarray, repeats: int) -> float:

@@ -47,7 +47,7 @@ def _measured_table(measured: dict) -> Table:
 def _report(args: argparse.Namespace) -> int:
     measured = None
     if args.workdir is not None:
-        from bsnn_jax.train.measure import measure_run
+        from bsnn_jax.analysis.runs import measure_run
 
         try:
             measured = measure_run(args.workdir, best=args.best, max_examples=args.max_examples)
@@ -85,7 +85,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _landscape(args: argparse.Namespace) -> int:
-    from bsnn_jax.train.measure import landscape_run
+    from bsnn_jax.analysis.runs import landscape_run
 
     try:
         result = landscape_run(
@@ -116,15 +116,13 @@ def _fail(message: str) -> int:
 def _train(args: argparse.Namespace) -> int:
     from bsnn_jax import train
     from bsnn_jax.train import config as config_lib
-    from bsnn_jax.train.loop import CONFIG_FILE
-
     console = Console(soft_wrap=True)
     try:
         spec = args.config
         if spec is None:
-            saved = Path(args.workdir) / CONFIG_FILE
+            saved = train.RunDir(args.workdir).config_file
             if not saved.exists():
-                return _fail(f"--config is required: {args.workdir} has no {CONFIG_FILE} of an earlier run to resume")
+                return _fail(f"--config is required: {args.workdir} has no {saved.name} of an earlier run to resume")
             spec = saved
         config = config_lib.load(spec, args.overrides)
         summary = train.fit(config, args.workdir, console=console)

@@ -40,7 +40,7 @@ def run_config(variant: str, seed: int, epochs: int, steps_per_epoch: int):
 
 
 def _rows(workdir: Path) -> list[dict]:
-    return [json.loads(line) for line in (workdir / train.loop.METRICS_FILE).read_text().splitlines()]
+    return train.RunDir(workdir).read_metrics()
 
 
 def _stat(values) -> tuple[float, float]:

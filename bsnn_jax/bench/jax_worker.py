@@ -17,7 +17,7 @@ from bsnn_jax import models
 from bsnn_jax.bench.measure import images_per_second, memory_record, training_steps
 from bsnn_jax.bench.workloads import Workload
 from bsnn_jax.nn import LIF
-from bsnn_jax.nn.online import submodule
+from bsnn_jax.nn.online_state import submodule
 from bsnn_jax.ops import compiler
 from bsnn_jax.train.state import create_train_state
 from bsnn_jax.train.step import make_eval_step, make_train_step

@@ -121,6 +121,11 @@ class SpikingNet(nnx.Module):
     def _init_net(self, name: str, input_shape, timesteps: int) -> None:
         self.name, self.input_shape, self.timesteps, self.online = name, tuple(input_shape), timesteps, False
 
+    def set_view(self, online: bool | None = None):
+        """Online mode (``nn.online``): each call is one time step."""
+        if online is not None:
+            self.online = online
+
     def run_stem(self, stem: nnx.Module, x: jax.Array) -> jax.Array:
         """Checks ``x`` and runs the full-precision stem over time (``apply_stem``)."""
         steps = 1 if self.online else self.timesteps

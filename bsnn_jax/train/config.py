@@ -24,9 +24,13 @@ from typing import Any
 import ml_collections
 from ml_collections import config_dict
 
+from bsnn_jax import models, optim
+from bsnn_jax.data import KNOWN_DATASETS
+from bsnn_jax.train import losses
+from bsnn_jax.train.online import ONLINE_UPDATES
+from bsnn_jax.train.step import TRAIN_MODES
+
 OVERRIDE_PREFIX = "--config."
-TRAIN_MODES = ("bptt", "online")
-ONLINE_UPDATES = ("per_step", "per_batch")
 
 
 class ConfigError(ValueError):
@@ -359,28 +363,20 @@ def load(spec: str | os.PathLike, overrides: Iterable[tuple[str, str | None]] = 
 
 def validate(config: ml_collections.ConfigDict) -> None:
     """Raises a :class:`ConfigError` naming the field for any unknown name or impossible value."""
-    from bsnn_jax import models
-    from bsnn_jax.train import losses
-    from bsnn_jax.train import optimizer as optimizer_lib
-
     def check(ok: bool, message: str) -> None:
         if not ok:
             raise ConfigError(message)
 
-    try:
-        from bsnn_jax.data import KNOWN_DATASETS
-    except ImportError:  # pragma: no cover - data package missing
-        KNOWN_DATASETS = ()
     name = config.dataset.name
     check(
-        name.startswith("npz:") or name in KNOWN_DATASETS or not KNOWN_DATASETS,
+        name.startswith("npz:") or name in KNOWN_DATASETS,
         f"unknown dataset {name!r} (dataset.name); known: {', '.join(KNOWN_DATASETS)}",
     )
     check(config.model.name in models.FAMILIES, f"unknown model {config.model.name!r} (model.name); known: {', '.join(sorted(models.FAMILIES))}")
     check(config.model.variant in models.VARIANTS, f"unknown variant {config.model.variant!r} (model.variant); known: {', '.join(sorted(models.VARIANTS))}")
     check(config.loss.name in losses.LOSSES, f"unknown loss {config.loss.name!r} (loss.name); known: {', '.join(sorted(losses.LOSSES))}")
-    check(config.optimizer.name in optimizer_lib.OPTIMIZERS, f"unknown optimizer {config.optimizer.name!r} (optimizer.name); known: {', '.join(optimizer_lib.OPTIMIZERS)}")
-    check(config.optimizer.binary in optimizer_lib.BINARY_TRAINING, f"unknown binary training {config.optimizer.binary!r} (optimizer.binary); known: {', '.join(optimizer_lib.BINARY_TRAINING)}")
+    check(config.optimizer.name in optim.OPTIMIZERS, f"unknown optimizer {config.optimizer.name!r} (optimizer.name); known: {', '.join(optim.OPTIMIZERS)}")
+    check(config.optimizer.binary in optim.BINARY_TRAINING, f"unknown binary training {config.optimizer.binary!r} (optimizer.binary); known: {', '.join(optim.BINARY_TRAINING)}")
     check(config.train.mode in TRAIN_MODES, f"unknown training mode {config.train.mode!r} (train.mode); known: {', '.join(TRAIN_MODES)}")
     check(config.train.online_update in ONLINE_UPDATES, f"unknown online update {config.train.online_update!r} (train.online_update); known: {', '.join(ONLINE_UPDATES)}")
     if config.optimizer.binary != "latent":
@@ -401,7 +397,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
             not config.loss.firing_rate_weight,
             "loss.firing_rate_weight needs the whole sequence's spikes, which online training does not keep; set it to 0 or use train.mode=bptt",
         )
-    check(config.schedule.name in optimizer_lib.SCHEDULES, f"unknown schedule {config.schedule.name!r} (schedule.name); known: {', '.join(optimizer_lib.SCHEDULES)}")
+    check(config.schedule.name in optim.SCHEDULES, f"unknown schedule {config.schedule.name!r} (schedule.name); known: {', '.join(optim.SCHEDULES)}")
     for key in ("model.timesteps", "batch_size", "eval_batch_size", "num_epochs", "log_every_steps", "eval_every_epochs"):
         value = _get(config, key)
         check(isinstance(value, int) and value >= 1, f"{key} must be an integer >= 1, got {value!r}")

@@ -1,7 +1,7 @@
 """Online training (BSO, OTTT): one time step at a time, no backpropagation through time.
 
 For each time step t the network runs one step from the membranes and presynaptic traces the
-previous step left (``nn.set_online``), the loss of that step is differentiated with no path
+previous step left (``nn.online``), the loss of that step is differentiated with no path
 back through time, and the weight gradient is taken from the traces (``ops.trace_gradient``).
 BatchNorm normalises each step with that step's statistics. The optimizer is applied after every
 step (BSO's real-time update; ``t`` reaches T-BSO) or once per batch with the steps' gradients
@@ -19,11 +19,14 @@ from flax import nnx
 from jax import lax
 from jax.sharding import Mesh
 
-from bsnn_jax.nn import OnlineState, load_online_state, set_online
+from bsnn_jax import nn
+from bsnn_jax.nn import OnlineState, load_online_state
 from bsnn_jax.train import losses
-from bsnn_jax.train.config import ONLINE_UPDATES as UPDATES
 from bsnn_jax.train.state import ModelDef, TrainState
 from bsnn_jax.train.step import apply_updates, gradient_summary, jit_train_step, step_metrics, time_major
+
+# When the optimizer runs: after every time step (BSO's real-time update) or once per batch (OTTT).
+ONLINE_UPDATES = ("per_step", "per_batch")
 
 
 def make_online_train_step(
@@ -63,8 +66,8 @@ def make_online_train_step(
       the updates: of the gradient summed over T (``per_batch``), or the mean over the T updates
       of each one's statistics (``per_step``).
     """
-    if update not in UPDATES:
-        raise ValueError(f"unknown online update {update!r}; known: {UPDATES}")
+    if update not in ONLINE_UPDATES:
+        raise ValueError(f"unknown online update {update!r}; known: {ONLINE_UPDATES}")
     loss_fn = losses.get_loss(loss)
     tx = optax.with_extra_args_support(tx)
 
@@ -72,10 +75,9 @@ def make_online_train_step(
         """Forward and backward of time step ``t`` from the carried membranes and traces."""
 
         def objective(p):
-            model = defs.model(p, model_state, training=True)
+            model = nn.online(defs.model(p, model_state, training=True), t=t, trace_decay=trace_decay)
             if carried is not None:
                 load_online_state(model, carried)
-            set_online(model, True, t=t, trace_decay=trace_decay)
             logits = model(x_t)
             value = jnp.mean(loss_fn(logits, y)) / timesteps
             new_model_state = nnx.as_pure(nnx.state(model, nnx.All(nnx.Not(nnx.Param), nnx.Not(OnlineState))))

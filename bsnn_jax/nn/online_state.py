@@ -1,7 +1,7 @@
 """Online mode: a network run one time step at a time, its state carried between calls (BSO, OTTT).
 
-Online, every call of the model sees one time step (``[1, B, ...]`` frames, or the static image
-again). LIF layers continue from the membrane they kept as a ``Membrane`` variable, spike-input
+Online (a view made by ``nn.online``), every call of the model sees one time step (``[1, B, ...]``
+frames, or the static image again). LIF layers continue from the membrane they kept as a ``Membrane`` variable, spike-input
 synaptic layers keep a presynaptic ``Trace`` and take their weight gradient from it, AGMM uses
 alpha[t], and BatchNorm, seeing one step, normalises with that step's batch statistics. The
 carried state is ordinary NNX state, ``nnx.state(model, OnlineState)``: a training step takes it
@@ -12,29 +12,9 @@ from __future__ import annotations
 
 from flax import nnx
 
-from bsnn_jax.nn.layers import AGMM, LIF, Membrane, SynapticLayer, Trace
+from bsnn_jax.nn.layers import LIF, Membrane, SynapticLayer, Trace
 
 OnlineState = (Membrane, Trace)
-
-
-def set_online(model: nnx.Module, online: bool, *, t=None, trace_decay: float = 0.5) -> None:
-    """Switches ``model`` (in place) in or out of online mode at time step ``t``.
-
-    Args:
-      online: one time step per call (True) or whole sequences (False).
-      t: the time step the next call computes (int, or traced int32 scalar); picks AGMM's alpha[t].
-      trace_decay: lambda of the presynaptic trace ``a_hat[t] = lambda a_hat[t-1] + s[t]``; the LIF
-        leak (tau = 0.5 for AGMM's neuron, 1 - 1/tau_m = 0.5 for BSO's) makes it track the membrane.
-    """
-    if online and t is None:
-        raise ValueError("online mode needs the time step t of the next call")
-    for _, module in nnx.iter_graph(model):
-        if isinstance(module, AGMM):
-            module.time_index = t if online else None
-        elif hasattr(module, "online"):
-            module.online = online
-            if isinstance(module, SynapticLayer):
-                module.trace_decay = trace_decay
 
 
 def submodule(model: nnx.Module, path: tuple) -> nnx.Module:

@@ -3,7 +3,6 @@ landscape around its checkpoint (AGMM Fig. 2/7)."""
 
 from __future__ import annotations
 
-import itertools
 from pathlib import Path
 from typing import Any
 
@@ -14,14 +13,20 @@ import numpy as np
 from bsnn_jax.analysis import filter_normalized_direction, loss_surface, plot_landscape
 from bsnn_jax.metrics import ENERGY_MODELS, measure_activity, model_size, operation_counts
 from bsnn_jax.train import losses
-from bsnn_jax.train.loop import restore
+from bsnn_jax.train.evaluation import eval_split
+from bsnn_jax.train.restore import Restored, restore
+from bsnn_jax.train.rundir import unused_path
 from bsnn_jax.train.step import time_major
 
 
-def _test_images(run, max_examples: int | None):
+def _test_batches(restored: Restored):
+    return eval_split(restored.dataset, restored.config).loader
+
+
+def _test_images(restored: Restored, max_examples: int | None):
     """Time-major test inputs, at most ``max_examples`` of them."""
     seen = 0
-    for batch in run.test_loader:
+    for batch in _test_batches(restored):
         if max_examples is not None and seen >= max_examples:
             return
         images = batch["image"] if max_examples is None else batch["image"][: max_examples - seen]
@@ -35,13 +40,13 @@ def measure_run(workdir: str | Path, *, step: int | None = None, best: bool = Fa
     SOPs and MACs follow AGMM Table 2 (``metrics.operation_counts``); energy is given under both
     ``metrics.ENERGY_MODELS`` (the 45 nm constants the paper cites, and the fit to its table).
     """
-    run, state, step = restore(workdir, step=step, best=best)
-    model = run.defs.model(state.params, state.model_state)
-    activity = measure_activity(model, _test_images(run, max_examples))
+    restored = restore(workdir, step=step, best=best)
+    model = restored.model
+    activity = measure_activity(model, _test_images(restored, max_examples))
     counts = operation_counts(activity)
     return {
-        "step": step,
-        "model": run.model_description,
+        "step": restored.step,
+        "model": restored.description,
         "size_mb": model_size(model).size_mb,
         "firing_rates": activity.firing_rates,
         "mean_firing_rate": activity.mean_firing_rate,
@@ -53,16 +58,6 @@ def measure_run(workdir: str | Path, *, step: int | None = None, best: bool = Fa
             for path, s in activity.synapses.items()
         },
     }
-
-
-def _unused(path: Path) -> Path:
-    """``path``, or ``path`` with ``.1``, ``.2``, ... before the suffix when it exists: never overwrite."""
-    candidate = path
-    for n in itertools.count(1):
-        if not candidate.exists():
-            return candidate
-        candidate = path.with_name(f"{path.stem}.{n}{path.suffix}")
-    raise AssertionError("unreachable")
 
 
 def landscape_run(
@@ -84,28 +79,29 @@ def landscape_run(
     ``landscape-step<N>.png`` and ``.npz`` (grid, coordinates) into ``out_dir`` (the workdir by
     default), next to any earlier ones rather than over them.
     """
-    run, state, step = restore(workdir, step=step, best=best)
+    restored = restore(workdir, step=step, best=best)
+    step, config, model_state = restored.step, restored.config, restored.model_state
     images, labels = [], []
-    for batch in run.test_loader:
+    for batch in _test_batches(restored):
         images.append(batch["image"])
         labels.append(batch["label"])
         if sum(len(b) for b in labels) >= examples:
             break
     x = jnp.asarray(time_major(np.concatenate(images)[:examples]))
     y = jnp.asarray(np.concatenate(labels)[:examples])
-    loss_fn_per_example = losses.get_loss(run.config.loss.name)
+    loss_fn_per_example = losses.get_loss(config.loss.name)
 
     def loss_fn(params):
-        model = run.defs.model(params, state.model_state)
+        model = restored.defs.model(params, model_state)
         return jnp.mean(loss_fn_per_example(model(x), y))
 
     k1, k2 = jax.random.split(jax.random.key(seed))
-    directions = (filter_normalized_direction(state.params, k1), filter_normalized_direction(state.params, k2))
+    directions = (filter_normalized_direction(restored.params, k1), filter_normalized_direction(restored.params, k2))
     coords = np.linspace(-span, span, resolution)
-    surface = loss_surface(loss_fn, state.params, directions, coords, chunk=4)
+    surface = loss_surface(loss_fn, restored.params, directions, coords, chunk=4)
     out = Path(out_dir or workdir)
     out.mkdir(parents=True, exist_ok=True)
-    npz = _unused(out / f"landscape-step{step}.npz")
+    npz = unused_path(out / f"landscape-step{step}.npz")
     np.savez(npz, loss=surface, coords=coords, step=step, examples=len(y), seed=seed)
-    png = plot_landscape(surface, coords, npz.with_suffix(".png"), title=f"{run.config.model.name} ({run.config.model.variant}) step {step}")
+    png = plot_landscape(surface, coords, npz.with_suffix(".png"), title=f"{config.model.name} ({config.model.variant}) step {step}")
     return {"step": step, "png": str(png), "npz": str(npz), "min_loss": float(surface.min()), "center_loss": float(surface[resolution // 2, resolution // 2])}

@@ -1,5 +1,5 @@
-"""Optimizers of the AGMM recipe (methods-spec 1.5) and of BSO (methods-spec 2.1), as optax
-transformations.
+"""The optimizers a run can name, as optax transformations: the AGMM recipe (methods-spec 1.5),
+the full-precision side of BSO (methods-spec 2.1) and the flip rules of the binary kernels.
 
 SGD with momentum 0.9, a cosine-annealed learning rate after an optional linear warm-up, and
 L2 weight decay (added to the gradient before momentum, as PyTorch's ``SGD(weight_decay=)``)
@@ -17,8 +17,8 @@ import jax
 import optax
 from flax import nnx
 
-from bsnn_jax import optim
 from bsnn_jax.nn import BinaryParam
+from bsnn_jax.optim.flip import OneMinus, bop, bso, t_bso
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 FLIP_OPTIMIZERS = ("bop", "bso", "t_bso")
@@ -146,9 +146,44 @@ def make_flip_optimizer(
         decayed = lambda value: optax.exponential_decay(value, transition_steps=decay_steps, decay_rate=decay_factor, staircase=True)
         threshold, rate = decayed(threshold), decayed(rate)
     if name == "t_bso":
-        return optim.t_bso(
-            timesteps, threshold, optim.OneMinus(rate), beta2, eps, eps_outside_sqrt=eps_outside_sqrt, reset_momentum=reset_momentum
-        )
+        return t_bso(timesteps, threshold, OneMinus(rate), beta2, eps, eps_outside_sqrt=eps_outside_sqrt, reset_momentum=reset_momentum)
     if name == "bso":
-        return optim.bso(threshold, optim.OneMinus(rate), reset_momentum=reset_momentum)
-    return optim.bop(threshold, rate, reset_momentum=reset_momentum)
+        return bso(threshold, OneMinus(rate), reset_momentum=reset_momentum)
+    return bop(threshold, rate, reset_momentum=reset_momentum)
+
+
+def fp_sgd(
+    learning_rate: float = 0.1,
+    *,
+    total_steps: int | None = None,
+    schedule: str = "cosine",
+) -> optax.GradientTransformation:
+    r"""SGD without momentum or weight decay for the full-precision parameters of BSO/T-BSO.
+
+    .. math::
+
+      \theta_k = \theta_{k-1} - \eta_k g_k, \quad
+      \eta_k = \tfrac{\eta_0}{2} \left(1 + \cos\left(\pi \min(k, K) / K\right)\right)
+
+    ``schedule="cosine"`` (default) is the paper's "cosine 0.1 -> 0" over ``K = total_steps``.
+    ``schedule="constant"`` is what the released code runs (``eta_k = eta_0``): it attaches its
+    ``CosineAnnealingLR`` to the Bop wrapper, whose param groups its inner SGD never reads.
+    Neither uses momentum (the code's ``SGD(lr=args.lr)``; the paper names none).
+
+    ``k`` counts ``update`` calls: an online loop calls it once per time step, so
+    ``total_steps = epochs * batches_per_epoch * T``.
+
+    Args:
+      learning_rate: ``eta_0``; 0.1 on CIFAR, 0.2 in the ImageNet script.
+      total_steps: ``K``, required for the cosine schedule.
+      schedule: ``"cosine"`` or ``"constant"``.
+
+    Example:
+      >>> from bsnn_jax.optim import fp_sgd
+      >>> tx = fp_sgd(0.1, total_steps=400 * 391 * 2)       # paper: CIFAR, 400 epochs, T=2
+      >>> tx_code = fp_sgd(0.1, schedule="constant")          # released code
+    """
+    if schedule == "cosine" and (total_steps is None or total_steps < 1):
+        raise ValueError(f"the cosine schedule needs total_steps >= 1, got {total_steps}")
+    lr = make_schedule(schedule, learning_rate=learning_rate, total_steps=total_steps or 1)
+    return make_optimizer("sgd", lr, momentum=0.0)
