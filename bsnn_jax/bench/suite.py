@@ -108,7 +108,7 @@ def run(
     """Measures ``names``, one process per workload and round, ``ceil(steps / rounds)`` timed
     steps each, and pools the rounds (``pool_rounds``); returns ``{"machine", "steps", "rounds",
     "records", "ratios", "runtime_s"}``."""
-    from bsnn_jax.bench.measure import machine_info
+    from bsnn_jax.bench.timing import machine_info  # imports jax: not needed to list workloads
 
     unknown = [n for n in names if n not in WORKLOADS]
     if unknown:
@@ -134,7 +134,7 @@ def pool_rounds(rounds: Sequence[dict[str, Any]]) -> dict[str, Any]:
     step times together, the median compile time and inference rate, the highest peak memory,
     and each round's median step (``round_step_medians_s``). A round that failed fails the whole
     record (its error is kept), so no ratio rests on part of the rounds."""
-    from bsnn_jax.bench.measure import summary
+    from bsnn_jax.bench.timing import summary
 
     failed = [r for r in rounds if "error" in r]
     if failed:

@@ -14,7 +14,7 @@ import pytest
 from rich.console import Console
 
 from bsnn_jax import train
-from bsnn_jax.train.loop import CHECKPOINT_DIR, CONFIG_FILE, METRICS_FILE
+from bsnn_jax.train.rundir import CHECKPOINT_DIR, CONFIG_FILE, METRICS_FILE
 
 QUIET = Console(quiet=True)
 

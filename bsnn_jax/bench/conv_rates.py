@@ -2,7 +2,7 @@
 weight gradient (``ops.conv2d`` and its ``custom_vjp`` backward, compiled with the library's XLA options),
 next to one matmul with the forward's GEMM shape (``[T*B*H*W, 9*C] x [9*C, O]``).
 
-    python -m benchmarks.conv_rates [--repeats 9] [--out benchmarks/results/conv_rates.json]
+    python -m bsnn_jax.bench.conv_rates [--repeats 9] [--out benchmarks/results/conv_rates.json]
 
 This is where a training step of the reference net spends its time (the convolutions take
 about 0.8 s of its ~1 s at T=4, B=32 on the 2-core CPU), so these rates bound what any change
@@ -14,9 +14,8 @@ the median of ``--repeats`` blocked calls of each is reported.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
-import statistics
-import time
 from pathlib import Path
 
 import jax
@@ -25,7 +24,8 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from bsnn_jax.bench.measure import machine_info
+from bsnn_jax.bench import RESULTS_DIR
+from bsnn_jax.bench.timing import machine_info, summary, timed_calls
 from bsnn_jax.ops import compiler
 from bsnn_jax.ops.conv import conv2d
 
@@ -35,6 +35,10 @@ REFERENCE_CONVS = ((128, 32, 64, 128), (128, 16, 128, 256), (128, 8, 256, 256))
 
 def _conv(x, w):
     return conv2d(x, w, 1, 1)
+
+
+def _blocked(fn, *args):
+    return jax.block_until_ready(fn(*args))
 
 
 def _kernels() -> dict:
@@ -58,20 +62,20 @@ def measure(shape: tuple[int, int, int, int], repeats: int, seed: int = 0) -> di
     g = jnp.asarray(rng.standard_normal((n, h, h, o)), jnp.float32)
     a = jnp.asarray(rng.standard_normal((n * h * h, 9 * c)), jnp.float32)
     b = jnp.asarray(rng.standard_normal((9 * c, o)), jnp.float32)
-    kernels = _kernels()
-    args = {name: (a, b) if name == "matmul" else (x, w, g) for name in kernels}
-    for name, fn in kernels.items():
-        jax.block_until_ready(fn(*args[name]))
-    times = {name: [] for name in kernels}
+    calls = {
+        name: functools.partial(_blocked, fn, *((a, b) if name == "matmul" else (x, w, g)))
+        for name, fn in _kernels().items()
+    }
+    for call in calls.values():
+        call()  # compiles
+    times = {name: [] for name in calls}
     for _ in range(repeats):
-        for name, fn in kernels.items():
-            start = time.perf_counter()
-            jax.block_until_ready(fn(*args[name]))
-            times[name].append(time.perf_counter() - start)
+        for name, call in calls.items():  # in turns: a burst of load falls on every kernel alike
+            times[name] += timed_calls(call, 1)
     gflop = 2 * n * h * h * 9 * c * o / 1e9
     record = {"shape": {"batch": n, "size": h, "in": c, "out": o}, "gflop": gflop}
     for name, ts in times.items():
-        median = statistics.median(ts)
+        median = summary(ts)["median_s"]
         record[name] = {"median_s": median, "gflop_per_s": gflop / median}
     return record
 
@@ -87,7 +91,7 @@ def run(shapes=REFERENCE_CONVS, repeats: int = 9) -> dict:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=9, help="timed calls of each kernel")
-    parser.add_argument("--out", default="benchmarks/results/conv_rates.json", help="JSON output")
+    parser.add_argument("--out", default=str(RESULTS_DIR / "conv_rates.json"), help="JSON output")
     args = parser.parse_args(argv)
     result = run(REFERENCE_CONVS, args.repeats)
     records, total = result["convs"], result["total_s"]

@@ -1,5 +1,5 @@
-"""What every benchmark measures the same way: XLA's memory of a compiled step, the process's
-peak resident memory, wall-clock medians of blocked calls, and the machine they ran on."""
+"""Time as every benchmark measures it: wall-clock seconds of blocked calls, their median and
+quartiles, and the machine they ran on (the machine may be shared: compare within one run)."""
 
 from __future__ import annotations
 
@@ -13,44 +13,7 @@ from typing import Any
 
 import jax
 
-
-def memory_record(compiled: jax.stages.Compiled) -> dict[str, int]:
-    """XLA's buffer sizes of a compiled step and ``peak_bytes = argument + output + temp - alias``:
-    the state and batch passed in, the outputs not written in place of donated inputs, and the
-    one scratch buffer XLA:CPU allocates for all intermediates. (The stats' own
-    ``peak_memory_in_bytes`` is not used: on XLA:CPU it reports only about the argument size.)"""
-    stats = compiled.memory_analysis()
-    parts = {
-        "argument_bytes": stats.argument_size_in_bytes,
-        "output_bytes": stats.output_size_in_bytes,
-        "temp_bytes": stats.temp_size_in_bytes,
-        "alias_bytes": stats.alias_size_in_bytes,
-        "generated_code_bytes": stats.generated_code_size_in_bytes,
-    }
-    parts["peak_bytes"] = parts["argument_bytes"] + parts["output_bytes"] + parts["temp_bytes"] - parts["alias_bytes"]
-    return parts
-
-
-def proc_status_kib(field: str) -> int | None:
-    """A ``/proc/self/status`` field in KiB (``VmRSS``, ``VmHWM``); None where there is none."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
-def reset_peak_rss() -> bool:
-    """Resets the process's ``VmHWM`` to its current RSS (Linux); False where that is not possible."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
-        return False
-    return True
+from bsnn_jax.bench.memory import PeakRss
 
 
 def timed_calls(call: Callable[[], Any], count: int) -> list[float]:
@@ -78,21 +41,19 @@ def training_steps(one_step: Callable[[], Any], steps: int, *, warmup: int) -> d
     memory over the timed calls, Linux) and ``rss_growth_bytes`` (that peak over the resident
     memory before them); the memory fields are None where they cannot be measured."""
     timed_calls(one_step, warmup)
-    rss_before = proc_status_kib("VmRSS") if reset_peak_rss() else None
-    times = timed_calls(one_step, steps)
-    peak = proc_status_kib("VmHWM")
-    measured = peak is not None and rss_before is not None
+    with PeakRss() as rss:
+        times = timed_calls(one_step, steps)
     return {
         **{f"step_{k}": v for k, v in summary(times).items()},
         "step_times_s": times,
-        "peak_rss_bytes": peak * 1024 if measured else None,
-        "rss_growth_bytes": (peak - rss_before) * 1024 if measured else None,
+        "peak_rss_bytes": rss.peak_bytes,
+        "rss_growth_bytes": rss.growth_bytes,
     }
 
 
 def images_per_second(infer: Callable[[], Any], images: int, calls: int) -> float:
-    """``images`` over the median time of ``calls`` calls of ``infer`` (after one untimed call).
-    Benchmarks count an image of T frames once: the ANN bound's T*B frames are B images."""
+    """``images`` over the median time of ``calls`` calls of ``infer`` (after one untimed call, which
+    compiles). Benchmarks count an image of T frames once: the ANN bound's T*B frames are B images."""
     infer()
     return images / summary(timed_calls(infer, calls))["median_s"]
 

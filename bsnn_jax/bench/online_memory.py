@@ -1,6 +1,6 @@
 """Training memory and step time of BPTT vs online training over the number of time steps T.
 
-    python -m benchmarks.online_memory [--model vgg11] [--batch-size 8] [--timesteps 1,2,4,8,16,32]
+    python -m bsnn_jax.bench.online_memory [--model vgg11] [--batch-size 8] [--timesteps 1,2,4,8,16,32]
         [--repeats 3] [--methods bptt,online,online_unrolled] [--time-max-t 16]
         [--step-time-limit 15] [--out benchmarks/results/online_memory]
 
@@ -8,12 +8,16 @@ The BSO paper's claim: online training's memory does not grow with T (58 GB for 
 for T-BSO at T=35, CIFAR-10 VGG-11). Every method trains the same network (the ``bsnn`` variant
 with the BSO neuron) on the same random static batch:
 
-- ``bptt``: ``train.step.make_train_step``, SGD with momentum on latent weights (AGMM's recipe).
-- ``online``: T-BSO on +-1 kernels, ``train.online.make_online_train_step`` as trained by
-  default: the T-loop is one ``lax.scan`` (the form whose memory cannot depend on T).
-- ``online_unrolled``: the same with ``unroll=True``, the T-loop written out T times.
+- ``bptt``: ``train.mode=bptt``, SGD with momentum 0.9 on latent weights (AGMM's optimizer).
+- ``online``: ``train.mode=online`` with an update per time step, T-BSO on +-1 kernels and SGD
+  without momentum on the rest, as trained by default: the T-loop is one ``lax.scan`` (the form
+  whose memory cannot depend on T).
+- ``online_unrolled``: the same with ``train.online_unroll=True``, the T-loop written out T times.
 
-Memory is XLA's own buffer assignment of the compiled step (``bench.measure.memory_record``):
+Each step is built from a run config (``train_config``) by the functions ``bsnn train`` uses
+(``bench.training.assemble``); learning rate 0.1, constant, no weight decay.
+
+Memory is XLA's own buffer assignment of the compiled step (``bench.memory.memory_record``):
 deterministic, no run needed. The measured column, where a step was run, is the growth of the
 process's peak resident memory over the step calls (Linux ``VmHWM``, reset through
 ``/proc/self/clear_refs`` before the first call), a rough cross-check: it misses pages the
@@ -50,7 +54,6 @@ import dataclasses
 import gc
 import json
 import math
-import statistics
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -58,18 +61,19 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import optax
+import ml_collections
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 from rich.console import Console
 from rich.table import Table
 
-from bsnn_jax import models, optim
-from bsnn_jax.bench.measure import machine_info, memory_record, proc_status_kib, reset_peak_rss
-from bsnn_jax.train.online import make_online_train_step
-from bsnn_jax.train.optimizer import make_optimizer
-from bsnn_jax.train.state import TrainState, create_train_state
-from bsnn_jax.train.step import make_train_step
+from bsnn_jax import models
+from bsnn_jax.bench import RESULTS_DIR
+from bsnn_jax.bench.memory import PeakRss, memory_record
+from bsnn_jax.bench.timing import machine_info, summary, timed_calls
+from bsnn_jax.bench.training import assemble
+from bsnn_jax.train import config as config_lib
+from bsnn_jax.train.state import TrainState
 from experiments.configs.common import BSO_NEURON
 
 METHODS = ("bptt", "online", "online_unrolled")
@@ -140,35 +144,38 @@ def make_batch(config: Config) -> Batch:
     }
 
 
+def train_config(method: str, timesteps: int, config: Config) -> ml_collections.ConfigDict:
+    """The run config of ``method`` at T = ``timesteps``: the ``bsnn`` variant with the BSO neuron,
+    the TET loss, SGD at a constant 0.1 without weight decay; ``bptt`` trains latent weights with
+    momentum 0.9, the online methods flip +-1 kernels by T-BSO after every time step and train
+    the rest without momentum (BSO's recipe; the rates change neither memory nor time)."""
+    c = config_lib.default_config()
+    c.seed = config.seed
+    c.batch_size = config.batch_size
+    c.model.name = config.model
+    c.model.variant = "bsnn"
+    c.model.timesteps = timesteps
+    c.model.neuron.update(BSO_NEURON)
+    c.loss.name = "tet"
+    c.optimizer.name = "sgd"
+    c.optimizer.learning_rate = 0.1
+    c.optimizer.weight_decay = 0.0
+    c.schedule.name = "constant"
+    if method == "bptt":
+        c.optimizer.momentum = 0.9
+        return c
+    c.train.mode = "online"
+    c.train.online_update = "per_step"
+    c.train.online_unroll = method == "online_unrolled"
+    c.optimizer.binary = "t_bso"
+    c.optimizer.momentum = 0.0
+    return c
+
+
 def build_step(method: str, timesteps: int, config: Config) -> tuple[jax.stages.Wrapped, TrainState]:
     """The jitted training step of ``method`` at T = ``timesteps`` and its initial (donatable) state."""
-    model = models.create(
-        config.model,
-        variant="bsnn",
-        num_classes=10,
-        timesteps=timesteps,
-        input_shape=config.image_shape,
-        neuron=BSO_NEURON,
-        rngs=config.seed,
-    )
-    if method == "bptt":
-        tx = make_optimizer("sgd", 0.1, momentum=0.9)
-        defs, state = create_train_state(model, tx, seed=config.seed)
-        return make_train_step(defs, tx, loss="tet", donate=True), state
-    optim.latent_free(model)
-    tx = optim.binary_partition(model, binary=optim.t_bso(timesteps), fp=optax.sgd(0.1))
-    defs, state = create_train_state(model, tx, seed=config.seed)
-    step = make_online_train_step(
-        defs,
-        tx,
-        timesteps=timesteps,
-        loss="tet",
-        update="per_step",
-        trace_decay=0.5,
-        unroll=method == "online_unrolled",
-        donate=True,
-    )
-    return step, state
+    training = assemble(train_config(method, timesteps, config), input_shape=config.image_shape, examples=config.batch_size)
+    return training.step, training.state
 
 
 def time_record(compiled: jax.stages.Compiled, state: TrainState, batch: Batch, config: Config) -> dict[str, Any]:
@@ -178,23 +185,22 @@ def time_record(compiled: jax.stages.Compiled, state: TrainState, batch: Batch, 
     ``config.step_time_limit``), their ``median_s`` / ``min_s`` (None when empty) and
     ``measured_rss_growth_bytes`` (None where it cannot be measured).
     """
-    rss_before = proc_status_kib("VmRSS") if reset_peak_rss() else None
-    start = time.perf_counter()
-    state, _ = jax.block_until_ready(compiled(state, batch))
-    first = time.perf_counter() - start
-    times = []
-    if first <= config.step_time_limit:
-        for _ in range(config.repeats):
-            start = time.perf_counter()
-            state, _ = jax.block_until_ready(compiled(state, batch))
-            times.append(time.perf_counter() - start)
-    peak = proc_status_kib("VmHWM")
+    holder = {"state": state}
+
+    def call():
+        # Each call gets the state the last one returned: the step donates (frees) its input.
+        holder["state"], _ = jax.block_until_ready(compiled(holder["state"], batch))
+
+    with PeakRss() as rss:  # from before the warm-up call, which allocates the step's buffers
+        (first,) = timed_calls(call, 1)
+        times = timed_calls(call, config.repeats) if first <= config.step_time_limit else []
+    stats = summary(times)
     return {
         "first_call_s": first,
         "step_times_s": times,
-        "median_s": statistics.median(times) if times else None,
-        "min_s": min(times) if times else None,
-        "measured_rss_growth_bytes": (peak - rss_before) * 1024 if rss_before is not None and peak is not None else None,
+        "median_s": stats["median_s"],
+        "min_s": stats["min_s"],
+        "measured_rss_growth_bytes": rss.growth_bytes,
     }
 
 
@@ -406,7 +412,7 @@ def parse_config(argv: Sequence[str] | None = None) -> tuple[Config, Path]:
     parser.add_argument("--step-time-limit", type=float, default=defaults.step_time_limit, help="seconds; see Config")
     parser.add_argument("--input-shape", type=_int_list, default=None, help="H,W,C (default: the model's)")
     parser.add_argument("--seed", type=int, default=defaults.seed)
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/online_memory"), help="writes OUT.json, OUT.png")
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR / "online_memory", help="writes OUT.json, OUT.png")
     args = parser.parse_args(argv)
     try:
         config = Config(

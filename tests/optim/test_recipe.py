@@ -9,9 +9,8 @@ import optax
 import pytest
 from flax import nnx
 
-from bsnn_jax import models
+from bsnn_jax import models, optim
 from bsnn_jax.nn import BinaryParam
-from bsnn_jax.train import optimizer as optim
 
 
 def test_cosine_schedule_without_warmup_matches_pytorch_cosine_annealing():
@@ -96,9 +95,7 @@ def test_flip_optimizer_decays_threshold_and_rate_as_the_bso_code(decay_steps, f
     """Hand-worked, w = +1, g = 0.1 every update, threshold 0.1, rate 0.5, x0.1 after 2 updates:
     m = 0.05, 0.075 (no flip: m <= 0.1), then with rate 0.05 and threshold 0.01 m = 0.07625 > 0.01:
     a flip at the 3rd update. Without the decay m = 0.0875, 0.09375, ... never exceeds 0.1."""
-    from bsnn_jax.train.optimizer import make_flip_optimizer
-
-    tx = make_flip_optimizer("bso", timesteps=1, threshold=0.1, rate=0.5, decay_steps=decay_steps, decay_factor=0.1)
+    tx = optim.make_flip_optimizer("bso", timesteps=1, threshold=0.1, rate=0.5, decay_steps=decay_steps, decay_factor=0.1)
     w = jnp.ones((1, 1))
     state = tx.init(w)
     flipped_at = None
@@ -110,4 +107,4 @@ def test_flip_optimizer_decays_threshold_and_rate_as_the_bso_code(decay_steps, f
             flipped_at = k
     assert flipped_at == flips_at
     with pytest.raises(ValueError, match="unknown flip optimizer 'adam'"):
-        make_flip_optimizer("adam", timesteps=1, threshold=0.1, rate=0.5)
+        optim.make_flip_optimizer("adam", timesteps=1, threshold=0.1, rate=0.5)
