@@ -27,7 +27,7 @@ fashion-data:
 # A real AGMM-BSNN training run on Fashion-MNIST (about 3 minutes on 2 CPU cores), in a new
 # run directory each time so that no earlier run is overwritten.
 demo: $(STAMP) fashion-data
-	$(BIN)/bsnn train --config experiments/configs/demo.py --workdir runs/demo-$$(date +%Y%m%d-%H%M%S)
+	$(BIN)/bsnn train --config demo --workdir runs/demo-$$(date +%Y%m%d-%H%M%S)
 
 test: $(STAMP) fashion-data
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --durations=15

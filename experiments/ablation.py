@@ -19,17 +19,16 @@ from pathlib import Path
 import numpy as np
 from rich.console import Console
 
-from bsnn_jax import train
+from bsnn_jax import configs, train
 from bsnn_jax.analysis import plot_accuracy_vs_size, plot_firing_rates, plot_training_curves
-from bsnn_jax.train.measure import measure_run
-from experiments.configs import demo
+from bsnn_jax.analysis.runs import measure_run
 
 VARIANTS = {"fp": "FP-SNN", "bsnn": "vanilla BSNN", "agmm": "AGMM-BSNN"}
 
 
 def run_config(variant: str, seed: int, epochs: int, steps_per_epoch: int):
     """The demo recipe (small_cnn, T=2, SGD 0.05 cosine, batch 32) for one variant and seed."""
-    c = demo.get_config()
+    c = configs.get("demo")
     c.name = f"ablation-{variant}-s{seed}"
     c.model.variant = variant
     c.seed = seed

@@ -3,7 +3,7 @@ same network, time steps, batch and number of epochs; several seeds.
 
     python -m experiments.compare_tbso --out runs/compare_tbso
 
-Trains ``experiments/configs/demo.py`` (AGMM-BSNN, BPTT) and ``fashion_tbso.py`` (vanilla BSNN,
+Trains the configs ``demo`` (AGMM-BSNN, BPTT) and ``fashion_tbso`` (vanilla BSNN,
 T-BSO, online) for every seed (a finished run in ``OUT/runs`` is reused, an interrupted one
 resumed) and writes ``OUT/report.md`` and ``OUT/results.json``: test accuracy, training time,
 model size and the stored bytes of the binary kernels per method.
@@ -17,16 +17,15 @@ from pathlib import Path
 
 from rich.console import Console
 
-from bsnn_jax import train
+from bsnn_jax import configs, train
 from experiments.ablation import _fmt, _rows, _stat
-from experiments.configs import demo, fashion_tbso
 
-METHODS = {"agmm_bptt": ("AGMM-BSNN, BPTT (demo.py)", demo), "tbso_online": ("BSNN, T-BSO online (fashion_tbso.py)", fashion_tbso)}
+METHODS = {"agmm_bptt": ("AGMM-BSNN, BPTT (demo)", "demo"), "tbso_online": ("BSNN, T-BSO online (fashion_tbso)", "fashion_tbso")}
 TOLERANCE = 1.5  # accuracy points: issue 5's bar for T-BSO against AGMM-BPTT
 
 
 def run_config(method: str, seed: int, epochs: int | None):
-    c = METHODS[method][1].get_config()
+    c = configs.get(METHODS[method][1])
     c.name = f"compare-{method}-s{seed}"
     c.seed = seed
     c.num_epochs = epochs or c.num_epochs

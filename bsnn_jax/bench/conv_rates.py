@@ -25,7 +25,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bsnn_jax.bench import RESULTS_DIR
-from bsnn_jax.bench.timing import machine_info, summary, timed_calls
+from bsnn_jax.bench.timing import blocked, machine_info, summary, timed_calls
 from bsnn_jax.ops import compiler
 from bsnn_jax.ops.conv import conv2d
 
@@ -35,10 +35,6 @@ REFERENCE_CONVS = ((128, 32, 64, 128), (128, 16, 128, 256), (128, 8, 256, 256))
 
 def _conv(x, w):
     return conv2d(x, w, 1, 1)
-
-
-def _blocked(fn, *args):
-    return jax.block_until_ready(fn(*args))
 
 
 def _kernels() -> dict:
@@ -63,7 +59,7 @@ def measure(shape: tuple[int, int, int, int], repeats: int, seed: int = 0) -> di
     a = jnp.asarray(rng.standard_normal((n * h * h, 9 * c)), jnp.float32)
     b = jnp.asarray(rng.standard_normal((9 * c, o)), jnp.float32)
     calls = {
-        name: functools.partial(_blocked, fn, *((a, b) if name == "matmul" else (x, w, g)))
+        name: functools.partial(blocked, fn, *((a, b) if name == "matmul" else (x, w, g)))
         for name, fn in _kernels().items()
     }
     for call in calls.values():
@@ -85,10 +81,17 @@ def run(shapes=REFERENCE_CONVS, repeats: int = 9) -> dict:
     the machine and compiler options they ran with."""
     records = [measure(shape, repeats) for shape in shapes]
     total = {k: sum(r[k]["median_s"] for r in records) for k in ("forward", "input_grad", "weight_grad")}
-    return {"machine": machine_info(), "compiler_options": compiler.compiler_options(), "repeats": repeats, "convs": records, "total_s": total}
+    return {
+        "machine": machine_info(),
+        "compiler_options": compiler.compiler_options(),
+        "repeats": repeats,
+        "convs": records,
+        "total_s": total,
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Measures the reference net's convolutions, prints their rates and writes the JSON."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=9, help="timed calls of each kernel")
     parser.add_argument("--out", default=str(RESULTS_DIR / "conv_rates.json"), help="JSON output")
@@ -104,7 +107,8 @@ def main(argv: list[str] | None = None) -> None:
         table.add_row(f"{s['size']}x{s['size']} {s['in']}->{s['out']}", f"{r['gflop']:.1f}", *rates)
     console = Console()
     console.print(table)
-    console.print(f"seconds per training step in these convolutions: {sum(total.values()):.3f} ({', '.join(f'{k} {v:.3f}' for k, v in total.items())})")
+    parts = ", ".join(f"{k} {v:.3f}" for k, v in total.items())
+    console.print(f"seconds per training step in these convolutions: {sum(total.values()):.3f} ({parts})")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")

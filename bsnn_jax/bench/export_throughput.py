@@ -14,6 +14,7 @@ shared, so compare the two columns of one run rather than runs. Writes a JSON (d
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import platform
 import tempfile
@@ -26,9 +27,9 @@ from rich.table import Table
 
 from bsnn_jax import export, models
 from bsnn_jax.bench import RESULTS_DIR
-from bsnn_jax.bench.timing import images_per_second
+from bsnn_jax.bench.timing import blocked, images_per_second
 
-DEMO = dict(name="small_cnn", variant="agmm", timesteps=2, num_classes=10, input_shape=[28, 28, 1], neuron={})
+DEMO = {"name": "small_cnn", "variant": "agmm", "timesteps": 2, "num_classes": 10, "input_shape": [28, 28, 1], "neuron": {}}
 
 
 def _demo_model(workdir: str | None):
@@ -57,7 +58,7 @@ def run(model, description: dict, batch_sizes: tuple[int, ...], repeats: int) ->
     for batch in batch_sizes:
         x = rng.normal(size=(batch, *description["input_shape"])).astype(np.float32)
         rates = {
-            name: images_per_second(lambda f=forward: jax.block_until_ready(f(x)), batch, repeats)
+            name: images_per_second(functools.partial(blocked, forward, x), batch, repeats)
             for name, forward in forwards.items()
         }
         row = {"batch_size": batch, "float_images_per_s": rates["float"], "packed_images_per_s": rates["packed"]}
@@ -67,7 +68,8 @@ def run(model, description: dict, batch_sizes: tuple[int, ...], repeats: int) ->
 
 def print_table(description: dict, rows: list[dict], console: Console) -> None:
     """The rows as a table: images/s of both models and their ratio per batch size."""
-    table = Table(title=f"{description['name']} ({description['variant']}), T={description['timesteps']}: inference throughput, {jax.default_backend()}")
+    title = f"{description['name']} ({description['variant']}), T={description['timesteps']}: inference throughput"
+    table = Table(title=f"{title}, {jax.default_backend()}")
     for col in ("batch", "float model (img/s)", "packed .bsnn (img/s)", "packed / float"):
         table.add_column(col, justify="right")
     for r in rows:
@@ -76,6 +78,7 @@ def print_table(description: dict, rows: list[dict], console: Console) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Measures the demo model (or ``--workdir``'s) at each batch size, writes the JSON, prints a table."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workdir", default=None, help="a trained demo run (default: the untrained demo architecture)")
     parser.add_argument("--batch-sizes", default="32,256", help="comma-separated batch sizes")

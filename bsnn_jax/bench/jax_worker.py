@@ -3,6 +3,7 @@ the median of blocked training steps, peak resident memory over them, and infere
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from typing import Any
@@ -14,7 +15,7 @@ import numpy as np
 from flax import nnx
 
 from bsnn_jax.bench.memory import memory_record
-from bsnn_jax.bench.timing import images_per_second, training_steps
+from bsnn_jax.bench.timing import blocked, images_per_second, training_steps
 from bsnn_jax.bench.training import Training, assemble
 from bsnn_jax.bench.workloads import Workload
 from bsnn_jax.nn import LIF
@@ -106,6 +107,6 @@ def run(workload: Workload, *, steps: int = 20, inference_calls: int = 10) -> di
 
     eval_step = make_eval_step(training.defs, loss="mean_logits", firing_rates=False)
     params, model_state = holder["state"].params, holder["state"].model_state
-    infer = lambda: jax.block_until_ready(eval_step(params, model_state, batch))  # noqa: E731
+    infer = functools.partial(blocked, eval_step, params, model_state, batch)
     record["inference_images_per_s"] = images_per_second(infer, workload.batch_size, inference_calls)
     return record

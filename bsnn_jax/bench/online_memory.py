@@ -71,10 +71,10 @@ from bsnn_jax import models
 from bsnn_jax.bench import RESULTS_DIR
 from bsnn_jax.bench.memory import PeakRss, memory_record
 from bsnn_jax.bench.timing import machine_info, summary, timed_calls
-from bsnn_jax.bench.training import assemble
+from bsnn_jax.bench.training import Training, assemble
+from bsnn_jax.configs.bso_table2 import BSO_NEURON, bso_recipe
 from bsnn_jax.train import config as config_lib
 from bsnn_jax.train.state import TrainState
-from experiments.configs.common import BSO_NEURON
 
 METHODS = ("bptt", "online", "online_unrolled")
 LABELS = {"bptt": "BPTT", "online": "online (T-BSO, lax.scan)", "online_unrolled": "online (T-BSO, unrolled)"}
@@ -132,6 +132,7 @@ class Config:
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
+        """``(H, W, C)`` of the random images: ``input_shape``, or the model family's."""
         return tuple(self.input_shape or models.FAMILIES[self.model].input_shape)
 
 
@@ -145,37 +146,35 @@ def make_batch(config: Config) -> Batch:
 
 
 def train_config(method: str, timesteps: int, config: Config) -> ml_collections.ConfigDict:
-    """The run config of ``method`` at T = ``timesteps``: the ``bsnn`` variant with the BSO neuron,
-    the TET loss, SGD at a constant 0.1 without weight decay; ``bptt`` trains latent weights with
-    momentum 0.9, the online methods flip +-1 kernels by T-BSO after every time step and train
-    the rest without momentum (BSO's recipe; the rates change neither memory nor time)."""
-    c = config_lib.default_config()
+    """The run config of ``method`` at T = ``timesteps``. The online methods train by BSO's recipe
+    (``configs.bso_table2.bso_recipe``: T-BSO flips of +-1 kernels after every time step, SGD
+    without momentum or weight decay on the rest); ``bptt`` trains latent weights by SGD with
+    momentum 0.9 and no weight decay, on the same ``bsnn`` variant with the BSO neuron. All use
+    the TET loss (one objective for all three) and a constant learning rate of 0.1 (the rates
+    change neither memory nor time)."""
+    if method == "bptt":
+        c = config_lib.default_config()
+        c.model.variant = "bsnn"
+        c.model.neuron.update(BSO_NEURON)
+        c.optimizer.name = "sgd"
+        c.optimizer.momentum = 0.9
+        c.optimizer.weight_decay = 0.0
+    else:
+        c = bso_recipe()
+        c.train.online_unroll = method == "online_unrolled"
     c.seed = config.seed
     c.batch_size = config.batch_size
     c.model.name = config.model
-    c.model.variant = "bsnn"
     c.model.timesteps = timesteps
-    c.model.neuron.update(BSO_NEURON)
     c.loss.name = "tet"
-    c.optimizer.name = "sgd"
     c.optimizer.learning_rate = 0.1
-    c.optimizer.weight_decay = 0.0
     c.schedule.name = "constant"
-    if method == "bptt":
-        c.optimizer.momentum = 0.9
-        return c
-    c.train.mode = "online"
-    c.train.online_update = "per_step"
-    c.train.online_unroll = method == "online_unrolled"
-    c.optimizer.binary = "t_bso"
-    c.optimizer.momentum = 0.0
     return c
 
 
-def build_step(method: str, timesteps: int, config: Config) -> tuple[jax.stages.Wrapped, TrainState]:
-    """The jitted training step of ``method`` at T = ``timesteps`` and its initial (donatable) state."""
-    training = assemble(train_config(method, timesteps, config), input_shape=config.image_shape, examples=config.batch_size)
-    return training.step, training.state
+def build_step(method: str, timesteps: int, config: Config) -> Training:
+    """The model, optimizer, initial (donatable) state and jitted step of ``method`` at T = ``timesteps``."""
+    return assemble(train_config(method, timesteps, config), input_shape=config.image_shape, examples=config.batch_size)
 
 
 def time_record(compiled: jax.stages.Compiled, state: TrainState, batch: Batch, config: Config) -> dict[str, Any]:
@@ -206,14 +205,14 @@ def time_record(compiled: jax.stages.Compiled, state: TrainState, batch: Batch, 
 
 def measure(method: str, timesteps: int, config: Config, *, timed: bool) -> dict[str, Any]:
     """One record: compile the step of ``method`` at T = ``timesteps``, its memory, and (if ``timed``) its time."""
-    step, state = build_step(method, timesteps, config)
+    training = build_step(method, timesteps, config)
     batch = make_batch(config)
     start = time.perf_counter()
-    compiled = step.lower(state, batch).compile()
+    compiled = training.step.lower(training.state, batch).compile()
     record: dict[str, Any] = {"method": method, "timesteps": timesteps, "compile_s": time.perf_counter() - start}
     record.update(memory_record(compiled))
     if timed:
-        record.update(time_record(compiled, state, batch, config))
+        record.update(time_record(compiled, training.state, batch, config))
     return record
 
 
@@ -432,6 +431,7 @@ def parse_config(argv: Sequence[str] | None = None) -> tuple[Config, Path]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Measures what the command line asks, writes the JSON and the plot, prints the table."""
     config, out = parse_config(argv)
     console = Console()
     if not console.is_terminal:

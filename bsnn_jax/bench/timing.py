@@ -16,6 +16,11 @@ import jax
 from bsnn_jax.bench.memory import PeakRss
 
 
+def blocked(fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)`` once its outputs are computed: JAX returns before, so a timed call must wait."""
+    return jax.block_until_ready(fn(*args))
+
+
 def timed_calls(call: Callable[[], Any], count: int) -> list[float]:
     """Wall-clock seconds of ``count`` calls of ``call``, each one's result already ready (the
     callable blocks on its outputs)."""

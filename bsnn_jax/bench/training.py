@@ -18,10 +18,8 @@ from flax import nnx
 
 from bsnn_jax import data as data_lib
 from bsnn_jax.train import config as config_lib
-from bsnn_jax.train.online import make_online_train_step
-from bsnn_jax.train.setup import assemble_optimizer, create_model
+from bsnn_jax.train.setup import assemble_optimizer, create_model, make_step
 from bsnn_jax.train.state import ModelDef, TrainState, create_train_state
-from bsnn_jax.train.step import make_train_step
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,29 +43,6 @@ def random_data_info(input_shape: tuple[int, int, int], examples: int, num_class
     """What the model needs to know of a benchmark's random static images (no dataset is loaded)."""
     return data_lib.DatasetInfo(
         name="random", num_classes=num_classes, input_shape=tuple(input_shape), timesteps=None, num_train=examples, num_test=0
-    )
-
-
-def make_step(config: ml_collections.ConfigDict, defs: ModelDef, tx: optax.GradientTransformation) -> Callable:
-    """The jitted, state-donating step of ``config.train.mode`` with the arguments
-    ``train.setup.Run.make_train_step`` gives it, on one device (no mesh) and without a regularizer."""
-    if config.train.mode == "bptt":
-        return make_train_step(
-            defs,
-            tx,
-            loss=config.loss.name,
-            firing_rate_weight=config.loss.firing_rate_weight,
-            firing_rate_target=config.loss.firing_rate_target,
-        )
-    trace_decay = config.train.trace_decay
-    return make_online_train_step(
-        defs,
-        tx,
-        timesteps=config.model.timesteps,
-        loss=config.loss.name,
-        update=config.train.online_update,
-        trace_decay=trace_decay if trace_decay is not None else config.model.neuron.tau,
-        unroll=config.train.online_unroll,
     )
 
 

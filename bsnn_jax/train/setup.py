@@ -157,30 +157,42 @@ class Run:
         return float(self.optimizer.schedule(step * self.optimizer.updates_per_step - 1))
 
     def make_train_step(self, regularizer: Regularizer | None = None):
-        """The jitted training step of ``config.train.mode``: BPTT, or online (OTTT / BSO)."""
-        config = self.config
-        if config.train.mode == "bptt":
-            return make_train_step(
-                self.defs,
-                self.optimizer.tx,
-                loss=config.loss.name,
-                firing_rate_weight=config.loss.firing_rate_weight,
-                firing_rate_target=config.loss.firing_rate_target,
-                regularizer=regularizer,
-                mesh=self.mesh,
-            )
-        if regularizer is not None:
-            raise config_lib.ConfigError("a regularizer needs the whole sequence; online training (train.mode=online) cannot add one")
-        return make_online_train_step(
-            self.defs,
-            self.optimizer.tx,
-            timesteps=config.model.timesteps,
+        """The jitted training step of ``config.train.mode`` over the run's mesh (:func:`make_step`)."""
+        return make_step(self.config, self.defs, self.optimizer.tx, mesh=self.mesh, regularizer=regularizer)
+
+
+def make_step(
+    config: ml_collections.ConfigDict,
+    defs: ModelDef,
+    tx: optax.GradientTransformation,
+    *,
+    mesh: Mesh | None = None,
+    regularizer: Regularizer | None = None,
+):
+    """The jitted, state-donating training step of ``config.train.mode``: BPTT
+    (``step.make_train_step``) or online, OTTT / BSO (``online.make_online_train_step``)."""
+    if config.train.mode == "bptt":
+        return make_train_step(
+            defs,
+            tx,
             loss=config.loss.name,
-            update=config.train.online_update,
-            trace_decay=config.train.trace_decay if config.train.trace_decay is not None else config.model.neuron.tau,
-            unroll=config.train.online_unroll,
-            mesh=self.mesh,
+            firing_rate_weight=config.loss.firing_rate_weight,
+            firing_rate_target=config.loss.firing_rate_target,
+            regularizer=regularizer,
+            mesh=mesh,
         )
+    if regularizer is not None:
+        raise config_lib.ConfigError("a regularizer needs the whole sequence; online training (train.mode=online) cannot add one")
+    return make_online_train_step(
+        defs,
+        tx,
+        timesteps=config.model.timesteps,
+        loss=config.loss.name,
+        update=config.train.online_update,
+        trace_decay=config.train.trace_decay if config.train.trace_decay is not None else config.model.neuron.tau,
+        unroll=config.train.online_unroll,
+        mesh=mesh,
+    )
 
 
 def load_dataset(config: ml_collections.ConfigDict) -> data_lib.Dataset:

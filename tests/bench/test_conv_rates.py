@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from benchmarks import conv_rates
+from bsnn_jax.bench import conv_rates
 
 
 def test_rates_of_each_kernel_from_the_convolutions_flop_count(tmp_path, monkeypatch):

@@ -121,7 +121,7 @@ def test_cli_export_and_predict(trained, packed, tmp_path, capsys):
     assert verified["float_accuracy"] == pytest.approx(np.mean(float_classes == trained["labels"][:100]))
     assert cli.main(["export", "--workdir", str(trained["workdir"]), "--out", str(out), "--force"]) == 0
     assert "of the bsnn report size" in capsys.readouterr().out
-    assert cli.main(["export", "--workdir", str(trained["workdir"]), "--out", str(out)]) == 1
+    assert cli.main(["export", "--workdir", str(trained["workdir"]), "--out", str(out)]) == 2
     assert "already exists" in capsys.readouterr().err
 
     images, labels = trained["images"], trained["labels"]
@@ -137,5 +137,5 @@ def test_cli_export_and_predict(trained, packed, tmp_path, capsys):
     assert result["predictions"] == classes.tolist() and result["num_examples"] == len(labels)
 
     np.savez(tmp_path / "float.npz", x=images.astype(np.float32))
-    assert cli.main(["predict", "--model", str(out), str(tmp_path / "float.npz")]) == 1
+    assert cli.main(["predict", "--model", str(out), str(tmp_path / "float.npz")]) == 2
     assert "pass uint8 images, or --normalized" in capsys.readouterr().err
