@@ -1,6 +1,8 @@
 """``bsnn train`` / ``bsnn evaluate`` end to end on sklearn digits, with config_flags-style overrides."""
 
 import json
+import re
+from pathlib import Path
 
 import pytest
 
@@ -107,19 +109,62 @@ def test_report_of_a_trained_run_adds_measured_sops_and_energy(trained, capsys):
     assert "AGMM Table 2 fit" in capsys.readouterr().out
 
 
-def test_landscape_writes_png_and_grid_without_overwriting(trained, capsys):
+def own_tet_loss(workdir, examples):
+    """The checkpoint's TET loss on the first ``examples`` digits test images, computed here.
+
+    The restored model object from ``train.restore`` is called directly (BatchNorm on its
+    running statistics); the inputs come from sklearn, standardized with the training split's
+    pixel statistics (test_data_builtin checks that recipe), and TET = 1/T sum_t CE(out_t, y) is
+    written with log_softmax, so neither the landscape code, the loader nor the library's losses
+    are involved.
+    """
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    from flax import nnx
+    from sklearn.datasets import load_digits
+
+    from bsnn_jax.train import restore
+
+    restored = restore(workdir)
+    assert restored.config.loss.name == "tet"
+    model = restored.model
+    model.eval()
+    bunch = load_digits()
+    pixels = bunch.images / 16.0
+    train = pixels[:1437]
+    x = ((pixels[1437 : 1437 + examples] - train.mean()) / train.std())[..., None].astype(np.float32)
+    y = jnp.asarray(bunch.target[1437 : 1437 + examples])
+    logits = nnx.jit(lambda m, v: m(v))(model, jnp.asarray(x))  # [T, B, K]
+    assert logits.shape == (2, examples, 10)
+    log_p = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+    picked = jnp.take_along_axis(log_p, jnp.broadcast_to(y[None, :, None], (2, examples, 1)), axis=-1)
+    return float(-jnp.mean(picked))
+
+
+def test_landscape_centre_is_the_checkpoint_loss(trained, capsys):
+    """Two landscapes with different direction seeds: the centre of each grid must equal the
+    checkpoint's loss on the same 64 test examples as computed by own_tet_loss."""
     import numpy as np
 
     _, workdir = trained
     args = ["landscape", "--workdir", str(workdir), "--resolution", "3", "--examples", "64"]
-    assert cli.main(args) == 0 and cli.main(args) == 0
-    grids = sorted(workdir.glob("landscape-step*.npz"))
+    assert cli.main([*args, "--seed", "0"]) == 0 and cli.main([*args, "--seed", "1"]) == 0
+    grids = sorted(workdir.glob("landscape-step*.npz"))  # the second is written next to the first
     assert len(grids) == 2 and len(list(workdir.glob("landscape-step*.png"))) == 2
-    with np.load(grids[0]) as f:
-        assert f["loss"].shape == (3, 3) and np.all(np.isfinite(f["loss"]))
-        # the centre of the grid is the checkpoint itself, whatever the directions
-        with np.load(grids[1]) as g:
-            assert f["loss"][1, 1] == pytest.approx(g["loss"][1, 1], rel=1e-5)
+    expected = own_tet_loss(workdir, 64)
+    with np.load(grids[0]) as f, np.load(grids[1]) as g:
+        assert {int(f["seed"]), int(g["seed"])} == {0, 1} and int(f["examples"]) == int(g["examples"]) == 64
+        for grid in (f, g):
+            assert grid["loss"].shape == (3, 3) and np.all(np.isfinite(grid["loss"]))
+            np.testing.assert_allclose(grid["coords"], [-1.0, 0.0, 1.0])
+            assert grid["loss"][1, 1] == pytest.approx(expected, rel=1e-5)
+        # the seeds did give different directions, so the agreement above is not one grid twice
+        off_centre = np.ones((3, 3), bool)
+        off_centre[1, 1] = False
+        assert not np.allclose(f["loss"][off_centre], g["loss"][off_centre], rtol=1e-3)
+    printed = [float(v) for v in re.findall(r"\(loss ([0-9.]+) at the checkpoint", capsys.readouterr().out)]
+    assert printed == [pytest.approx(expected, abs=1.5e-4)] * 2
 
 
 def test_report_needs_a_model_or_a_workdir(capsys):

@@ -59,9 +59,7 @@ def _path(path: tuple) -> str:
 
 def _tensors(packed: nnx.Module, fp16: bool) -> list[tuple[str, str, tuple[int, ...], np.ndarray]]:
     """The file's tensor list: ``(name, encoding, logical shape, data)`` per variable of ``packed``."""
-    kernel_shapes = {
-        _path(p) + ".kernel": m.kernel_shape for p, m in nnx.iter_modules(packed) if isinstance(m, PackedConvUnit) and m.binary
-    }
+    kernel_shapes = _binary_kernel_shapes(packed)
     out = []
     for path, var in nnx.to_flat_state(nnx.state(packed)):
         name, data = _path(path), np.asarray(var[...])
@@ -251,6 +249,11 @@ class PackedModel:
         return self.logits(images, batch_size=batch_size, normalized=normalized).argmax(-1)
 
 
+def _binary_kernel_shapes(packed: nnx.Module) -> dict[str, tuple[int, ...]]:
+    """``{"<unit>.kernel": HWIO shape}`` of the binary conv units of a packed network."""
+    return {_path(p) + ".kernel": m.kernel_shape for p, m in nnx.iter_modules(packed) if isinstance(m, PackedConvUnit) and m.binary}
+
+
 def load(path: str | os.PathLike) -> PackedModel:
     """Reads, verifies and rebuilds a ``.bsnn`` file (see ``PackedModel``).
 
@@ -258,7 +261,15 @@ def load(path: str | os.PathLike) -> PackedModel:
       ExportFormatError: truncated, corrupted, unsupported version, or tensors not matching the architecture.
     """
     manifest, arrays = fileformat.read(path)
-    graphdef, abstract = nnx.split(_skeleton(manifest["model"]))
+    skeleton = _skeleton(manifest["model"])
+    # Packed bits only carry their count: the declared shape is what tells a transposed kernel.
+    declared = {t["name"]: tuple(t["shape"]) for t in manifest["tensors"] if t["encoding"] == fileformat.SIGN_BITS}
+    for name, shape in _binary_kernel_shapes(skeleton).items():
+        if declared.get(name, shape) != shape:
+            raise fileformat.ExportFormatError(
+                f"{path}: tensor {name} is a {list(declared[name])} kernel, the architecture in its manifest needs {list(shape)}"
+            )
+    graphdef, abstract = nnx.split(skeleton)
     flat = []
     for p, var in nnx.to_flat_state(abstract):
         name = _path(p)

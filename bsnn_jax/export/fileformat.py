@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import struct
 from pathlib import Path
@@ -100,6 +101,13 @@ def read(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, np.ndarray]
     arrays = {}
     for t in manifest["tensors"]:
         dtype = np.uint8 if t["encoding"] == SIGN_BITS else np.dtype(t["dtype"]).newbyteorder("<")
+        count = math.prod(t["shape"])
+        needed = -(-count // 8) if t["encoding"] == SIGN_BITS else count * dtype.itemsize
+        if needed != t["nbytes"]:
+            raise ExportFormatError(
+                f"{path}: tensor {t['name']} declares shape {t['shape']} ({needed} bytes as {t['encoding']}) but holds "
+                f"{t['nbytes']} bytes: the file was written wrongly; export it again"
+            )
         data = np.frombuffer(payload[t["offset"] : t["offset"] + t["nbytes"]], dtype=dtype)
         arrays[t["name"]] = data if t["encoding"] == SIGN_BITS else data.reshape(t["shape"])
     return manifest, arrays

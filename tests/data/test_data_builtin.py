@@ -25,7 +25,24 @@ def write_fashion_files(directory, train_images, train_labels, test_images, test
         (directory / labels_name).write_bytes(idx_gz(arrays[split][1]))
 
 
+def parse_idx_gz(path) -> np.ndarray:
+    """An IDX file read here with gzip and numpy, independently of bsnn_jax.data.idx.
+
+    Format (LeCun's MNIST page): two zero bytes, a type byte (0x08 = uint8), the number of
+    dimensions, one big-endian uint32 per dimension, then the data.
+    """
+    raw = gzip.decompress(path.read_bytes())
+    assert raw[:3] == b"\x00\x00\x08", f"{path}: not a uint8 IDX file"
+    ndim = raw[3]
+    shape = struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])
+    data_bytes = np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim)
+    assert data_bytes.size == np.prod(shape), f"{path}: {data_bytes.size} data bytes for shape {shape}"
+    return data_bytes.reshape(shape)
+
+
 def test_real_fashion_mnist_files():
+    """The loaded dataset and its normalization against the IDX files parsed in the test
+    (parse_idx_gz) and the pixel mean/std of the training images computed from them."""
     missing = [f for pair in FASHION_MNIST_FILES.values() for f in pair if not (FASHION_MNIST_DIR / f).is_file()]
     if missing:
         # Only an explicit opt-out skips (machines without apt); CI installs the files through
@@ -36,18 +53,34 @@ def test_real_fashion_mnist_files():
             f"Fashion-MNIST files {missing} are missing from {FASHION_MNIST_DIR}: "
             f"apt-get install -y dataset-fashion-mnist (or set {ALLOW_MISSING}=1 to skip this test)"
         )
+    raw = {
+        split: (parse_idx_gz(FASHION_MNIST_DIR / images), parse_idx_gz(FASHION_MNIST_DIR / labels))
+        for split, (images, labels) in FASHION_MNIST_FILES.items()
+    }
     ds = data.load("fashion_mnist")
     assert ds.info == data.DatasetInfo("fashion_mnist", 10, (28, 28, 1), None, 60000, 10000)
     assert ds.train.images.shape == (60000, 28, 28, 1) and ds.train.images.dtype == np.uint8
     assert ds.test.images.shape == (10000, 28, 28, 1)
+    for split, source in (("train", ds.train), ("test", ds.test)):
+        np.testing.assert_array_equal(source.images[..., 0], raw[split][0])
+        np.testing.assert_array_equal(source.labels, raw[split][1])
     np.testing.assert_array_equal(np.bincount(ds.train.labels), [6000] * 10)
     np.testing.assert_array_equal(np.bincount(ds.test.labels), [1000] * 10)
-    # The normalization constants are the training set's own statistics (from its histogram).
-    counts = np.bincount(ds.train.images.ravel(), minlength=256)
+
+    # The normalization must be the training set's own pixel statistics in [0, 1] units
+    # (population std over every pixel, as torchvision's Normalize values are measured).
+    counts = np.bincount(raw["train"][0].ravel(), minlength=256)
     values = np.arange(256) / 255.0
     mean = counts @ values / counts.sum()
     std = np.sqrt(counts @ (values - mean) ** 2 / counts.sum())
-    assert (mean, std) == (pytest.approx(0.2860, abs=1e-4), pytest.approx(0.3530, abs=1e-4))
+    norm = ds.normalization
+    assert norm.scale == pytest.approx(1 / 255, rel=1e-12)
+    # the library keeps them rounded to 4 decimals: off by at most 5e-5
+    assert (len(norm.mean), len(norm.std)) == (1, 1)
+    assert norm.mean[0] == pytest.approx(mean, abs=5e-5) and norm.std[0] == pytest.approx(std, abs=5e-5)
+    # and the loader's transform applies them as (x / 255 - mean) / std
+    pixels = raw["test"][0][:8, ..., None]
+    np.testing.assert_allclose(norm(pixels), (pixels / 255.0 - mean) / std, atol=1e-3)
     record = ds.train[0]
     assert record["image"].shape == (28, 28, 1) and isinstance(record["label"], int)
 

@@ -1,4 +1,4 @@
-"""DVS event frames: binning counted by hand, resizing against Pillow, tiny recordings in tonic's layouts."""
+"""DVS event frames: binning counted by plain loops, resizing against Pillow, tiny recordings in tonic's layouts."""
 
 import numpy as np
 import pytest
@@ -10,23 +10,62 @@ from bsnn_jax.data import augment, dvs
 GESTURE_DTYPE = np.dtype([("x", np.int16), ("y", np.int16), ("p", bool), ("t", np.int64)])
 
 
-def test_event_count_binning_by_hand():
-    # (x, y, p, t): 7 events into T=3 frames of 7 // 3 = 2 events each; the 7th is dropped.
-    events = np.array(
-        [(1, 2, 1, 0), (1, 2, 1, 1), (5, 0, 0, 2), (5, 0, 1, 3), (127, 127, 0, 4), (1, 2, 1, 5), (3, 3, 1, 6)],
-        GESTURE_DTYPE,
-    )
-    frames = dvs.events_to_frames(events, 3, size=128)  # no resize: raw counts
+def count_frames(events, timesteps, sensor=128):
+    """Equal-count binning as dvs.py documents it (tonic's ``ToFrame(n_event_bins=T)``), by hand.
+
+    ``events`` are ``(x, y, p, t)`` tuples in time order. Frame k counts events
+    ``k * (N // T) .. (k + 1) * (N // T) - 1``, the last ``N mod T`` are dropped; the count of
+    an event lands at ``[k, y, x, p]`` (channels-last, polarity last).
+    """
+    per_frame = len(events) // timesteps
+    frames = np.zeros((timesteps, sensor, sensor, 2), np.float32)
+    for k in range(timesteps):
+        for x, y, p, _ in events[k * per_frame : (k + 1) * per_frame]:
+            frames[k, int(y), int(x), int(p)] += 1
+    return frames
+
+
+def pil_resize(frames, size=48):
+    """Each ``[H, W]`` plane resized by Pillow itself (bilinear, antialiased when shrinking)."""
+    t, _, _, c = frames.shape
+    out = np.zeros((t, size, size, c), np.float32)
+    for k in range(t):
+        for p in range(c):
+            out[k, :, :, p] = np.asarray(Image.fromarray(frames[k, :, :, p]).resize((size, size), Image.BILINEAR))
+    return out
+
+
+def as_structured(events):
+    return np.array([tuple(e) for e in events], GESTURE_DTYPE)
+
+
+def test_count_frames_matches_a_hand_worked_example():
+    """Loop reference and library against counts worked out by hand: 7 events into T=3 frames
+    of 7 // 3 = 2 events each, the 7th dropped."""
+    events = [(1, 2, 1, 0), (1, 2, 1, 1), (5, 0, 0, 2), (5, 0, 1, 3), (127, 127, 0, 4), (1, 2, 1, 5), (3, 3, 1, 6)]
     expected = np.zeros((3, 128, 128, 2), np.float32)  # [t, y, x, polarity]
     expected[0, 2, 1, 1] = 2
     expected[1, 0, 5, 0] = 1
     expected[1, 0, 5, 1] = 1
     expected[2, 127, 127, 0] = 1
     expected[2, 2, 1, 1] = 1
-    np.testing.assert_array_equal(frames, expected)
+    np.testing.assert_array_equal(count_frames(events, 3), expected)
+    np.testing.assert_array_equal(dvs.events_to_frames(as_structured(events), 3, size=128), expected)
+
+
+@pytest.mark.parametrize(("n", "timesteps"), [(7, 3), (40, 4), (53, 5), (9, 9)])
+def test_event_count_binning_matches_loops(n, timesteps):
+    """Library frames at sensor size against ``count_frames``'s loops over the same events."""
+    rng = np.random.default_rng(n)
+    # Few distinct pixels, so pixels repeat within a frame and counts exceed 1.
+    events = [(int(rng.integers(120, 128)), int(rng.integers(0, 6)), int(rng.integers(2)), t) for t in range(n)]
+    frames = dvs.events_to_frames(as_structured(events), timesteps, size=128)
+    assert frames.dtype == np.float32
+    np.testing.assert_array_equal(frames, count_frames(events, timesteps))
 
 
 def test_frames_are_resized_like_pillow_bilinear():
+    """48x48 frames against Pillow's own bilinear resize of the 128x128 ones."""
     rng = np.random.default_rng(0)
     n = 5000
     events = np.zeros(n, GESTURE_DTYPE)
@@ -35,12 +74,32 @@ def test_frames_are_resized_like_pillow_bilinear():
     small = dvs.events_to_frames(events, 4)
     full = dvs.events_to_frames(events, 4, size=128)
     assert small.shape == (4, 48, 48, 2) and small.dtype == np.float32
-    for t in range(4):
-        for p in range(2):
-            pil = Image.fromarray(full[t, ..., p], mode="F").resize((48, 48), Image.BILINEAR)
-            np.testing.assert_allclose(small[t, ..., p], np.asarray(pil), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(small, pil_resize(full), rtol=1e-5, atol=1e-5)
     uniform = np.ones((1, 128, 128, 2), np.float32)
     np.testing.assert_allclose(augment.resize(uniform, (48, 48)), 1.0, rtol=1e-6)
+
+
+# Every field distinct from the others and beyond int16 for t, so a swap of x and y, a
+# negated or swapped polarity, or a narrowed timestamp changes what is read.
+KNOWN_GESTURE_EVENTS = [(17, 93, 1, 40_000), (120, 4, 0, 40_001), (3, 66, 0, 123_456), (101, 127, 1, 9_999_999)]
+
+
+# tonic's DVSGesture reads the arrays with any numeric dtype, and its docs do not name the
+# release's, so the reader must get the fields right from an integer and a float array alike.
+@pytest.mark.parametrize("dtype", [np.int64, np.float64], ids=["int64", "float64"])
+def test_gesture_reader_returns_x_y_p_t_as_written(tmp_path, dtype):
+    """The reader's fields against the columns of an ``[N, 4]`` x, y, polarity, t (ms) array
+    written with ``np.save``, the layout of tonic's preprocessed release."""
+    path = tmp_path / "DVSGesture/ibmGestureTrain/user01_led/4.npy"
+    path.parent.mkdir(parents=True)
+    np.save(path, np.array(KNOWN_GESTURE_EVENTS, dtype))
+    events = dvs.read_gesture_events(path)
+    assert events.dtype.names == ("x", "y", "p", "t")
+    x, y, p, t = (list(column) for column in zip(*KNOWN_GESTURE_EVENTS))
+    assert events["x"].tolist() == x
+    assert events["y"].tolist() == y
+    assert events["p"].tolist() == [bool(v) for v in p]
+    assert events["t"].tolist() == t
 
 
 def gesture_events(seed, n=40):
@@ -63,16 +122,17 @@ def gesture_root(tmp_path, write_gesture_npy):
 
 
 def test_dvs_gesture_frames_and_cache(tmp_path, gesture_root, monkeypatch):
+    """Cached frames against the loop binning of the events written, resized by Pillow."""
     cache = tmp_path / "cache"
     ds = data.load("dvs_gesture", data_dir=gesture_root, timesteps=4, cache_dir=cache)
     assert ds.info == data.DatasetInfo("dvs_gesture", 11, (48, 48, 2), 4, 3, 1)
     assert ds.train_transform is None  # a flip would swap left- and right-hand gestures
     assert [ds.train[i]["label"] for i in range(3)] == [0, 10, 3]  # sorted paths
-    # Cached frames are the binning of each recording as tonic reads it.
-    recording = gesture_root / "DVSGesture/ibmGestureTrain/user01_fluorescent/10.npy"
-    expected = dvs.events_to_frames(dvs.read_gesture_events(recording), 4)
-    np.testing.assert_array_equal(ds.train[1]["image"], expected)
+    # train[1] is user01_fluorescent/10.npy, the second recording written (seed 1).
+    expected = pil_resize(count_frames(gesture_events(1), 4))
     assert ds.train[1]["image"].shape == (4, 48, 48, 2)
+    np.testing.assert_allclose(ds.train[1]["image"], expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(ds.test[0]["image"], pil_resize(count_frames(gesture_events(3), 4)), rtol=1e-5, atol=1e-5)
 
     def no_rebuild(*args, **kwargs):
         raise AssertionError("the cache should have been reused")
@@ -83,7 +143,7 @@ def test_dvs_gesture_frames_and_cache(tmp_path, gesture_root, monkeypatch):
     for f in (gesture_root / "DVSGesture").rglob("*.npy"):
         f.unlink()
     again = data.load("dvs_gesture", data_dir=gesture_root, timesteps=4, cache_dir=cache)
-    np.testing.assert_array_equal(again.train[1]["image"], expected)
+    np.testing.assert_allclose(again.train[1]["image"], expected, rtol=1e-5, atol=1e-5)
 
 
 def test_dvs_gesture_cache_is_rebuilt_when_recordings_change(tmp_path, gesture_root, write_gesture_npy):
@@ -92,6 +152,7 @@ def test_dvs_gesture_cache_is_rebuilt_when_recordings_change(tmp_path, gesture_r
     write_gesture_npy(gesture_root / "DVSGesture/ibmGestureTest/user25_led/7.npy", gesture_events(9))
     ds = data.load("dvs_gesture", data_dir=gesture_root, timesteps=2, cache_dir=cache)
     assert ds.info.num_test == 2 and ds.test[1]["label"] == 7
+    np.testing.assert_allclose(ds.test[1]["image"], pil_resize(count_frames(gesture_events(9), 2)), rtol=1e-5, atol=1e-5)
     assert not list(cache.glob("*.tmp-*"))
 
 

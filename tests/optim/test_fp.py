@@ -1,4 +1,5 @@
 import doctest
+import re
 
 import jax.numpy as jnp
 import numpy as np
@@ -26,11 +27,17 @@ def test_cosine_is_the_paper_constant_is_the_released_code():
     np.testing.assert_allclose(learning_rates(fp_sgd(0.1, schedule="constant"), 3), [0.1] * 3, rtol=1e-6)
 
 
-def test_errors():
-    with pytest.raises(ValueError, match="total_steps"):
-        fp_sgd(0.1)
-    with pytest.raises(ValueError, match="unknown schedule"):
-        fp_sgd(0.1, schedule="step")
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({}, "the cosine schedule needs total_steps >= 1, got None"),
+        ({"total_steps": 0}, "the cosine schedule needs total_steps >= 1, got 0"),
+        ({"schedule": "step"}, "unknown schedule 'step'; known: ['cosine', 'constant']"),
+    ],
+)
+def test_errors(kwargs, message):
+    with pytest.raises(ValueError, match=re.escape(message) + "$"):
+        fp_sgd(0.1, **kwargs)
 
 
 @pytest.mark.parametrize("module", [bsnn_jax.optim.flip, bsnn_jax.optim.binary, bsnn_jax.optim.fp])

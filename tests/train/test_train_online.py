@@ -7,7 +7,7 @@ import optax
 import pytest
 from flax import nnx
 
-from bsnn_jax import models, optim
+from bsnn_jax import models, nn, optim
 from bsnn_jax.nn import BinaryParam
 from bsnn_jax.train.online import make_online_train_step
 from bsnn_jax.train.state import create_train_state
@@ -67,7 +67,7 @@ def test_scanned_and_unrolled_time_loops_agree():
     """The T-loop as a lax.scan (traced t: AGMM's alpha[t], T-BSO's v[t]) equals the unrolled one."""
     T = 3
     model = models.create("small_cnn", variant="agmm", timesteps=T, input_shape=(8, 8, 1), rngs=3)
-    optim.latent_free(model)
+    model = nn.latent_free(model)
     tx = optim.binary_partition(model, binary=optim.t_bso(T, threshold=1e-8), fp=optax.sgd(0.05))
     defs, state = create_train_state(model, tx)
     rng = np.random.default_rng(3)
@@ -90,7 +90,7 @@ def test_flips_metric_counts_the_sign_changes_of_a_single_update(timesteps, upda
     """With one update per batch the reported flips are the sign changes between the state the
     step started from and the one it returned (counted independently here)."""
     model = models.create("small_cnn", variant="bsnn", timesteps=timesteps, input_shape=(8, 8, 1), rngs=4)
-    optim.latent_free(model)
+    model = nn.latent_free(model)
     tx = optim.binary_partition(model, binary=optim.bso(threshold=1e-9), fp=optax.sgd(0.05))
     defs, state = create_train_state(model, tx)
     step = make_online_train_step(defs, tx, timesteps=timesteps, update=update, donate=False)
