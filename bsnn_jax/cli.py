@@ -37,6 +37,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from bsnn_jax.export import ExportError, ExportFormatError
     from bsnn_jax.models import ModelInputError
     from bsnn_jax.train import CheckpointError, ConfigError, NonFiniteLossError, RunDirectoryError
+    from bsnn_jax.train.mesh import MeshError
 
     return (
         UsageError,
@@ -45,6 +46,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         NpzFormatError,
         IdxFormatError,
         ModelInputError,
+        MeshError,
         RunDirectoryError,
         CheckpointError,
         NonFiniteLossError,
@@ -54,15 +56,12 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
 
 def _report_error(error: BaseException, command: str) -> None:
-    """Prints ``error: MESSAGE`` on stderr. A message keeps its own line breaks only where they lay
-    out commands to run (how to prepare a dataset)."""
-    message = str(error)
+    """Prints ``error: MESSAGE`` on stderr as one line (a message laid out over several lines,
+    such as the commands that prepare a dataset, is joined with "; ")."""
+    message = "; ".join(line.strip() for line in str(error).splitlines() if line.strip())
     # Data errors give the fix as Python arguments (data_dir=, download=True): add their flags.
     if command == "train" and "data_dir=" in message:
-        message += (
-            "\n(with bsnn train: --config.dataset.data_dir=DIR points at the data, "
-            "--config.dataset.download=true lets it be fetched)"
-        )
+        message += " (with bsnn train: --config.dataset.data_dir=DIR points at the data, --config.dataset.download=true lets it be fetched)"
     # Text, not markup: messages hold shapes and lists in brackets.
     Console(stderr=True, soft_wrap=True).print(Text.assemble(("error:", "bold red"), " ", message))
 

@@ -25,7 +25,7 @@ def latent_free(model: nnx.Module) -> nnx.Module:
     Eq. 5). This is the BSO code's ``QuantConv2d``: a conv of +-1 weights, no scale, BatchNorm
     after it. ``model`` itself is left as it is (the copy has Variables of its own).
     """
-    copy = nnx.view(nnx.merge(*nnx.split(model)), latent_free=True, raise_if_not_found=False)
+    copy = nnx.view(nnx.clone(model), latent_free=True, raise_if_not_found=False)
     nnx.update(copy, jax.tree.map(sign_ste, nnx.state(copy, BinaryParam)))
     return copy
 

@@ -170,6 +170,8 @@ def fit(
     mesh_lib.initialize_distributed(config.mesh.distributed)
     run = build(config, mesh=mesh)
     rundir = RunDir(workdir, writer=jax.process_index() == 0)
+    if not rundir.checkpoint_dir.exists():
+        rundir.changes(config)  # refuses another run's config before the checkpoint folder is created
     size = model_size(run.model)
     stop_at = run.total_steps if until_step is None else min(until_step, run.total_steps)
     with rundir.checkpoints(run.fingerprint, config.checkpoint, run.optimizer.codec) as checkpoints:
