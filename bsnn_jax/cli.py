@@ -197,9 +197,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from bsnn_jax import export
 
-    result = export.export_run(
-        args.workdir, args.out, step=args.step, best=args.best, verify=args.verify, fp16=args.fp16, force=args.force
-    )
+    result = export.export_run(args.workdir, args.out, step=args.step, best=args.best, verify=args.verify, fp16=args.fp16, force=args.force)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0

@@ -61,22 +61,26 @@ def write_report(args, results: dict[str, list[dict]]) -> None:
             f"| {label} | {_fmt(accuracy[method], 100)} | {_fmt(minutes[method], 1, 1)} | {results[method][0]['summary']['model_size_mb']:.4f} |"
         )
     gap = 100 * (_stat(accuracy["agmm_bptt"])[0] - _stat(accuracy["tbso_online"])[0])
-    per_seed = [100 * (a - b) for a, b in zip(accuracy["agmm_bptt"], accuracy["tbso_online"])]
+    per_seed = [100 * (a - b) for a, b in zip(accuracy["agmm_bptt"], accuracy["tbso_online"], strict=True)]
     verdict = "within" if gap <= TOLERANCE else "NOT within"
     config = run_config("tbso_online", 0, args.epochs)
     text = f"""# T-BSO vs AGMM-BPTT on Fashion-MNIST
 
 {config.model.name}, T={config.model.timesteps}, batch {config.batch_size}, {config.num_epochs} epochs, seeds 0-{args.seeds - 1}; mean ± sample std over seeds.
-Command: `python -m experiments.compare_tbso --out {args.out} --seeds {args.seeds}{f' --epochs {args.epochs}' if args.epochs else ''}`.
+Command: `python -m experiments.compare_tbso --out {args.out} --seeds {args.seeds}{f" --epochs {args.epochs}" if args.epochs else ""}`.
 
 {chr(10).join(table)}
 
-AGMM-BPTT minus T-BSO: {gap:.2f} points (per seed: {', '.join(f'{g:.2f}' for g in per_seed)}): T-BSO is {verdict} {TOLERANCE} points of AGMM-BPTT.
+AGMM-BPTT minus T-BSO: {gap:.2f} points (per seed: {", ".join(f"{g:.2f}" for g in per_seed)}): T-BSO is {verdict} {TOLERANCE} points of AGMM-BPTT.
 """
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "report.md").write_text(text)
     (args.out / "results.json").write_text(
-        json.dumps({"gap_points": gap, "per_seed_gap_points": per_seed, **{m: [r["summary"] for r in runs] for m, runs in results.items()}}, indent=1, default=float)
+        json.dumps(
+            {"gap_points": gap, "per_seed_gap_points": per_seed, **{m: [r["summary"] for r in runs] for m, runs in results.items()}},
+            indent=1,
+            default=float,
+        )
     )
 
 

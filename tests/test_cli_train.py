@@ -2,7 +2,6 @@
 
 import json
 import re
-from pathlib import Path
 
 import pytest
 
@@ -11,7 +10,8 @@ from bsnn_jax import cli
 DEMO = "demo"  # a name of bsnn_jax.configs
 TINY = [
     "--config.dataset.name=digits",
-    "--config.dataset.num_threads", "1",
+    "--config.dataset.num_threads",
+    "1",
     "--config.num_epochs=1",
     "--config.batch_size=32",
     "--config.eval_batch_size=120",
@@ -98,8 +98,8 @@ def test_report_of_a_trained_run_adds_measured_sops_and_energy(trained, capsys):
     measured = data["measured"]
     layers = measured["layers"]
     # SOPs and MACs recomputed from the per-layer figures (T = 2 in the demo recipe)
-    sops = sum(2 * l["input_rate"] * l["macs_per_step"] for l in layers.values() if l["spike_input"])
-    macs = sum(2 * l["macs_per_step"] for l in layers.values() if not l["spike_input"])
+    sops = sum(2 * layer["input_rate"] * layer["macs_per_step"] for layer in layers.values() if layer["spike_input"])
+    macs = sum(2 * layer["macs_per_step"] for layer in layers.values() if not layer["spike_input"])
     assert measured["sops"] == pytest.approx(sops) and measured["macs"] == pytest.approx(macs)
     energies = list(measured["energy_mj"].values())
     assert energies[0] == pytest.approx((4.6e-12 * macs + 0.9e-12 * sops) * 1e3)

@@ -104,4 +104,10 @@ def landscape_run(
     npz = unused_path(out / f"landscape-step{step}.npz")
     np.savez(npz, loss=surface, coords=coords, step=step, examples=len(y), seed=seed)
     png = plot_landscape(surface, coords, npz.with_suffix(".png"), title=f"{config.model.name} ({config.model.variant}) step {step}")
-    return {"step": step, "png": str(png), "npz": str(npz), "min_loss": float(surface.min()), "center_loss": float(surface[resolution // 2, resolution // 2])}
+    return {
+        "step": step,
+        "png": str(png),
+        "npz": str(npz),
+        "min_loss": float(surface.min()),
+        "center_loss": float(surface[resolution // 2, resolution // 2]),
+    }

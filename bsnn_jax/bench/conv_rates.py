@@ -58,10 +58,7 @@ def measure(shape: tuple[int, int, int, int], repeats: int, seed: int = 0) -> di
     g = jnp.asarray(rng.standard_normal((n, h, h, o)), jnp.float32)
     a = jnp.asarray(rng.standard_normal((n * h * h, 9 * c)), jnp.float32)
     b = jnp.asarray(rng.standard_normal((9 * c, o)), jnp.float32)
-    calls = {
-        name: functools.partial(blocked, fn, *((a, b) if name == "matmul" else (x, w, g)))
-        for name, fn in _kernels().items()
-    }
+    calls = {name: functools.partial(blocked, fn, *((a, b) if name == "matmul" else (x, w, g))) for name, fn in _kernels().items()}
     for call in calls.values():
         call()  # compiles
     times = {name: [] for name in calls}

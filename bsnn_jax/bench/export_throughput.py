@@ -57,10 +57,7 @@ def run(model, description: dict, batch_sizes: tuple[int, ...], repeats: int) ->
     rows = []
     for batch in batch_sizes:
         x = rng.normal(size=(batch, *description["input_shape"])).astype(np.float32)
-        rates = {
-            name: images_per_second(functools.partial(blocked, forward, x), batch, repeats)
-            for name, forward in forwards.items()
-        }
+        rates = {name: images_per_second(functools.partial(blocked, forward, x), batch, repeats) for name, forward in forwards.items()}
         row = {"batch_size": batch, "float_images_per_s": rates["float"], "packed_images_per_s": rates["packed"]}
         rows.append({**row, "speedup": rates["packed"] / rates["float"]})
     return info, rows

@@ -319,9 +319,7 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
             "(BSO paper, CIFAR-10 VGG-11 at T=35: 58 GB / 2.9 GB = 20x)"
         )
         verdict = "holds" if summary["claim_holds"] else "does NOT hold"
-        lines.append(
-            f"claim 'online memory within {TARGET_ONLINE_GROWTH - 1:.0%} of T={t_min} at T={t_max} while BPTT grows': {verdict}"
-        )
+        lines.append(f"claim 'online memory within {TARGET_ONLINE_GROWTH - 1:.0%} of T={t_min} at T={t_max} while BPTT grows': {verdict}")
     return lines
 
 
@@ -364,8 +362,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
     )
     machine = result["machine"]
     fig.suptitle(
-        f"{config['model']}, batch {config['batch_size']}: BPTT vs online training "
-        f"({machine['backend']}, {machine['cpu_count']} CPU cores)"
+        f"{config['model']}, batch {config['batch_size']}: BPTT vs online training ({machine['backend']}, {machine['cpu_count']} CPU cores)"
     )
     fig.savefig(path, dpi=120)
 

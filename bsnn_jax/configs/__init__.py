@@ -30,9 +30,7 @@ from bsnn_jax.train.config import ConfigError, load_config_file
 from bsnn_jax.train.overrides import Override, apply_overrides
 
 _TABLES = (agmm_table1, bso_table2, builtin)
-_REGISTRY: dict[str, Callable[[], ml_collections.ConfigDict]] = {
-    name: make for table in _TABLES for name, make in table.CONFIGS.items()
-}
+_REGISTRY: dict[str, Callable[[], ml_collections.ConfigDict]] = {name: make for table in _TABLES for name, make in table.CONFIGS.items()}
 _FILE_SUFFIXES = (".py", ".json")
 
 

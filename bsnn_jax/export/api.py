@@ -171,7 +171,9 @@ def export_run(
     return result
 
 
-def agreement(model: nnx.Module, packed: PackedModel, images: np.ndarray, labels: np.ndarray | None = None, *, batch_size: int = 256) -> dict[str, Any]:
+def agreement(
+    model: nnx.Module, packed: PackedModel, images: np.ndarray, labels: np.ndarray | None = None, *, batch_size: int = 256
+) -> dict[str, Any]:
     """How the packed model's predictions compare with the float ``model``'s on normalized ``images``.
 
     Returns ``{"examples", "identical_predictions"`` (fraction of equal argmax of the mean-over-T
@@ -281,4 +283,3 @@ def load(path: str | os.PathLike) -> PackedModel:
     if arrays:
         raise fileformat.ExportFormatError(f"{path}: tensors {sorted(arrays)[:4]} do not belong to the architecture in its manifest")
     return PackedModel(nnx.merge(graphdef, nnx.from_flat_state(flat)), manifest)
-

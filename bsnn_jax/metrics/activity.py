@@ -121,8 +121,7 @@ def measure_activity(model: nnx.Module, batches: Iterable[jax.Array]) -> Activit
     return Activity(
         firing_rates={k.removesuffix(".spike_rate"): v for k, v in mean.items() if k.endswith(".spike_rate")},
         synapses={
-            path: Synapse(mean[f"{path}.input_rate"], mean[f"{path}.macs_per_step"], layer.spike_input)
-            for path, layer in layers.items()
+            path: Synapse(mean[f"{path}.input_rate"], mean[f"{path}.macs_per_step"], layer.spike_input) for path, layer in layers.items()
         },
         timesteps=int(model.timesteps),
     )

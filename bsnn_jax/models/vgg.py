@@ -49,9 +49,7 @@ class SpikingVGG(SpikingNet):
                 h, w = h // 2, w // 2
                 continue
             first = not units
-            units.append(
-                ConvUnit(channels, item, opts, binarizable=not first, use_bias=first and first_conv_bias, rngs=rngs)
-            )
+            units.append(ConvUnit(channels, item, opts, binarizable=not first, use_bias=first and first_conv_bias, rngs=rngs))
             lifs.append(opts.lif())
             channels = item
         if h < 1 or w < 1:

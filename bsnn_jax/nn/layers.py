@@ -85,7 +85,9 @@ class SynapticLayer(nnx.Module):
         self.kernel = (BinaryParam if binary else nnx.Param)(init(rngs.params(), shape))
         self.bias = nnx.Param(jnp.zeros(shape[-1:])) if use_bias else None
 
-    def set_view(self, latent_free: bool | None = None, online: bool | None = None, trace_decay: float | None = None, record: bool | None = None):
+    def set_view(
+        self, latent_free: bool | None = None, online: bool | None = None, trace_decay: float | None = None, record: bool | None = None
+    ):
         """The layer's modes, set by ``nnx.view`` (see ``nn.modes``); ``None`` keeps a mode as it is."""
         if latent_free is not None:
             self.latent_free = latent_free and self.binary

@@ -83,8 +83,7 @@ def binary_labels(is_binary: Any) -> Callable[[optax.Params], optax.Params]:
         missing = [p for p in paths if not any(q[: len(p)] == p for q in leaf_paths)]
         if missing:
             raise ValueError(
-                f"binary kernels {missing} are not in the parameter tree; build the labels from the "
-                "same parameters the optimizer sees"
+                f"binary kernels {missing} are not in the parameter tree; build the labels from the same parameters the optimizer sees"
             )
 
         def label(path, _):

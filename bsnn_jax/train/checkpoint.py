@@ -46,7 +46,9 @@ def tree_signature(tree: Any) -> list[list[str]]:
     """``[[path, shape, dtype], ...]`` of every array in ``tree``: what a checkpoint must match."""
     out = []
     for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
-        out.append([jax.tree_util.keystr(path), "x".join(map(str, getattr(leaf, "shape", ()))), str(getattr(leaf, "dtype", type(leaf).__name__))])
+        out.append(
+            [jax.tree_util.keystr(path), "x".join(map(str, getattr(leaf, "shape", ()))), str(getattr(leaf, "dtype", type(leaf).__name__))]
+        )
     return out
 
 
@@ -132,7 +134,9 @@ class RunCheckpoints:
         policies: list[Any] = [checkpoint_managers.LatestN(n=keep)]
         if keep_best:
             policies.append(
-                checkpoint_managers.BestN(get_metric_fn=lambda m: m[BEST_METRIC], reverse=False, n=1, keep_checkpoints_without_metrics=False)
+                checkpoint_managers.BestN(
+                    get_metric_fn=lambda m: m[BEST_METRIC], reverse=False, n=1, keep_checkpoints_without_metrics=False
+                )
             )
         options = ocp.CheckpointManagerOptions(
             best_fn=lambda m: m[BEST_METRIC],
@@ -146,8 +150,7 @@ class RunCheckpoints:
             self.manager = ocp.CheckpointManager(self.directory, options=options, item_names=("state", "meta"))
         except Exception as e:  # noqa: BLE001 - orbax raises many kinds on damaged directories
             raise CheckpointError(
-                f"could not open the checkpoints in {self.directory}: {type(e).__name__}: {e}. "
-                + _fix_hint(self.directory)
+                f"could not open the checkpoints in {self.directory}: {type(e).__name__}: {e}. " + _fix_hint(self.directory)
             ) from e
 
     # ---------------------------------------------------------------------------------------
@@ -250,7 +253,11 @@ class RunCheckpoints:
         if arrays is not None:
             differing = [p for p in sorted(ours) if theirs.get(p) != ours[p]]
         else:
-            differing = [] if saved.get("state_digest") == mine["state_digest"] else [p for p in sorted(set(theirs) | set(ours)) if theirs.get(p) != ours.get(p)]
+            differing = (
+                []
+                if saved.get("state_digest") == mine["state_digest"]
+                else [p for p in sorted(set(theirs) | set(ours)) if theirs.get(p) != ours.get(p)]
+            )
         if not problems and differing:
             shown = ", ".join(f"{p}: {theirs.get(p, 'absent')} there, {ours.get(p, 'absent')} here" for p in differing[:4])
             problems.append(
@@ -264,7 +271,9 @@ class RunCheckpoints:
         others = [s for s in self.all_steps() if s != step]
         alt = (
             f"move it aside (mv {self.directory / str(step)} {self.directory / (str(step) + '.damaged')}) "
-            f"to resume from step {max(others)} instead" if others else "move it aside to start over"
+            f"to resume from step {max(others)} instead"
+            if others
+            else "move it aside to start over"
         )
         return CheckpointError(
             f"checkpoint {step} in {self.directory} cannot be read ({type(error).__name__}: {error}); it was "

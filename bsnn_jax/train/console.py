@@ -12,7 +12,8 @@ import time
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import Progress as RichProgress
 
 
 class Progress:
@@ -102,8 +103,7 @@ class StopRequests:
 
 def format_row(row: dict[str, Any], num_epochs: int) -> str:
     text = (
-        f"epoch {row['epoch']}/{num_epochs}  step {row['step']}  "
-        f"train loss {row['train_loss']:.4f} acc {100 * row['train_accuracy']:.2f}%"
+        f"epoch {row['epoch']}/{num_epochs}  step {row['step']}  train loss {row['train_loss']:.4f} acc {100 * row['train_accuracy']:.2f}%"
     )
     if row.get("test_accuracy") is not None:
         text += f"  test loss {row['test_loss']:.4f} acc {100 * row['test_accuracy']:.2f}%"

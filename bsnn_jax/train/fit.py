@@ -60,11 +60,22 @@ class _Training:
         train_iter = iter(run.train_loader)
         if meta:
             train_iter.set_state(meta["data_iterator"])
-        constants = dict(batch_size=run.config.batch_size, flip_total=sum(int(k.size) for k in flip_kernels(run.model).values()), steps_per_epoch=run.steps_per_epoch)
+        constants = dict(
+            batch_size=run.config.batch_size,
+            flip_total=sum(int(k.size) for k in flip_kernels(run.model).values()),
+            steps_per_epoch=run.steps_per_epoch,
+        )
         t = cls(
-            run, rundir, checkpoints, state, int(jax.device_get(state.step)), train_iter,
+            run,
+            rundir,
+            checkpoints,
+            state,
+            int(jax.device_get(state.step)),
+            train_iter,
             EpochMetrics.from_meta(meta.get("epoch_sums"), **constants),
-            meta.get("best", {"test_accuracy": None, "step": None}), meta.get("last_row", {}), latest,
+            meta.get("best", {"test_accuracy": None, "step": None}),
+            meta.get("last_row", {}),
+            latest,
         )
         t.epoch_start = time.time() - t.epoch.seconds
         t.epoch_signs = rundir.load_signs(t.step - t.step % run.steps_per_epoch)
@@ -89,7 +100,8 @@ class _Training:
             return
         last_good = (
             f"the last good checkpoint is step {self.last_saved} in {self.checkpoints.directory} (kept)"
-            if self.last_saved is not None else "no checkpoint had been saved yet"
+            if self.last_saved is not None
+            else "no checkpoint had been saved yet"
         )
         self.epoch.add_window(jax.device_get(self.window), first_step=self.step - len(self.window), last_good=last_good)
         self.window = []
@@ -98,8 +110,12 @@ class _Training:
         self.flush()
         self.epoch.seconds = time.time() - self.epoch_start
         meta = {
-            "step": self.step, "data_iterator": self.train_iter.get_state(), "epoch_sums": self.epoch.to_meta(),
-            "best": self.best, "last_row": self.last_row, "config": self.run.config.to_dict(),
+            "step": self.step,
+            "data_iterator": self.train_iter.get_state(),
+            "epoch_sums": self.epoch.to_meta(),
+            "best": self.best,
+            "last_row": self.last_row,
+            "config": self.run.config.to_dict(),
         }
         self.checkpoints.save(self.step, self.state, meta, metrics=metrics)
         self.last_saved = self.step
@@ -111,7 +127,12 @@ class _Training:
         train_seconds = time.time() - self.epoch_start
         epoch = self.step // run.steps_per_epoch
         signs_now = self.signs()
-        row = {"epoch": epoch, "step": self.step, **self.epoch.row(self.epoch_signs, signs_now), "learning_rate": run.learning_rate(self.step)}
+        row = {
+            "epoch": epoch,
+            "step": self.step,
+            **self.epoch.row(self.epoch_signs, signs_now),
+            "learning_rate": run.learning_rate(self.step),
+        }
         self.epoch_signs = signs_now
         self.rundir.save_signs(self.step, signs_now)
         evaluated = epoch % run.config.eval_every_epochs == 0 or self.step >= run.total_steps
@@ -130,11 +151,12 @@ class _Training:
         return row
 
     def save_on_interrupt(self, why: str, console: Console) -> None:
+        where = f"stopped by {why} at step {self.step}"
         try:
             self.save()
-            console.print(f"[yellow]stopped by {why} at step {self.step}: checkpoint saved in {self.checkpoints.directory}; run the same command to resume[/]")
+            console.print(f"[yellow]{where}: checkpoint saved in {self.checkpoints.directory}; run the same command to resume[/]")
         except Exception as e:  # noqa: BLE001 - a second Ctrl-C while a step held the donated state
-            console.print(f"[yellow]stopped by {why} at step {self.step}; it could not be saved ({e}); the last checkpoint is step {self.last_saved}[/]")
+            console.print(f"[yellow]{where}; it could not be saved ({e}); the last checkpoint is step {self.last_saved}[/]")
 
 
 def fit(
@@ -183,7 +205,9 @@ def fit(
             try:
                 while t.step < stop_at:
                     epoch_end = (t.step // run.steps_per_epoch + 1) * run.steps_per_epoch
-                    progress.start_epoch(f"epoch {t.step // run.steps_per_epoch + 1}/{config.num_epochs}", run.steps_per_epoch, t.step % run.steps_per_epoch)
+                    progress.start_epoch(
+                        f"epoch {t.step // run.steps_per_epoch + 1}/{config.num_epochs}", run.steps_per_epoch, t.step % run.steps_per_epoch
+                    )
                     while t.step < min(epoch_end, stop_at):
                         t.train_step(train_step)
                         info = None

@@ -17,9 +17,9 @@ DATA_AXIS = "data"
 DISTRIBUTED_ENV = "BSNN_DISTRIBUTED"
 
 
-
 class MeshError(ValueError):
     """Devices or batch sizes that do not fit together; the message says which setting to change."""
+
 
 def initialize_distributed(enabled: bool = False) -> bool:
     """Calls ``jax.distributed.initialize()`` (multi-host) when ``enabled`` or when the

@@ -12,6 +12,7 @@ are reused, so peak memory is the same for every T >= 2 (``bsnn_jax/bench/online
 from __future__ import annotations
 
 from collections.abc import Callable
+
 import jax
 import jax.numpy as jnp
 import optax
@@ -145,4 +146,13 @@ def _initial_carry(run_step, defs: ModelDef, state: TrainState, x: jax.Array, y:
     if per_step:
         grads = jax.eval_shape(lambda g: gradient_summary(defs, state.model_state, g), grads)
     zeros = lambda tree: jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), tree)  # noqa: E731
-    return (state.params, state.model_state, state.opt_state, zeros(carried), zeros(grads), jnp.zeros((), jnp.int32), zeros(logits), zeros(value))
+    return (
+        state.params,
+        state.model_state,
+        state.opt_state,
+        zeros(carried),
+        zeros(grads),
+        jnp.zeros((), jnp.int32),
+        zeros(logits),
+        zeros(value),
+    )

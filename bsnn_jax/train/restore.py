@@ -67,7 +67,9 @@ def restore(workdir: str | Path, *, step: int | None = None, best: bool = False,
     # form of its kernels; its transformation is never initialised here.
     optimizer = setup.assemble_optimizer(config, setup.create_model(config, dataset.info), steps_per_epoch=1)
     defs, params, model_state = split_model(optimizer.model)
-    target = mesh_lib.replicate(TrainState(step=np.zeros((), np.int32), params=params, model_state=model_state, opt_state=None, rng=None), mesh)
+    target = mesh_lib.replicate(
+        TrainState(step=np.zeros((), np.int32), params=params, model_state=model_state, opt_state=None, rng=None), mesh
+    )
     description = setup.describe_model(config, dataset.info)
     with rundir.checkpoints({"model": description, "dataset": config.dataset.name}, config.checkpoint, optimizer.codec) as checkpoints:
         steps = checkpoints.all_steps()

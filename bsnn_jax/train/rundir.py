@@ -29,8 +29,17 @@ SIGNS_FILE = "flip_signs.npz"
 # Keys whose change makes a different run (a prefix ends with "."): resuming a workdir under
 # other values is refused. The rest (epochs, learning rate, logging) may change on resume.
 IDENTITY_KEYS = (
-    "model.name", "model.variant", "model.timesteps", "model.neuron.", "dataset.name", "batch_size", "seed",
-    "optimizer.name", "optimizer.binary", "train.mode", "train.online_update",
+    "model.name",
+    "model.variant",
+    "model.timesteps",
+    "model.neuron.",
+    "dataset.name",
+    "batch_size",
+    "seed",
+    "optimizer.name",
+    "optimizer.binary",
+    "train.mode",
+    "train.online_update",
 )
 NOT_IDENTITY_KEYS = ("model.neuron.unroll",)  # how the LIF loop is compiled, not what it computes
 
@@ -87,7 +96,9 @@ class RunDir:
 
     def checkpoints(self, fingerprint: dict[str, Any], checkpoint: ml_collections.ConfigDict, codec=None) -> RunCheckpoints:
         """The run's checkpoints (``checkpoint``: the config's ``checkpoint`` group)."""
-        return RunCheckpoints(self.checkpoint_dir, fingerprint=fingerprint, keep=checkpoint.keep, keep_best=checkpoint.keep_best, codec=codec)
+        return RunCheckpoints(
+            self.checkpoint_dir, fingerprint=fingerprint, keep=checkpoint.keep, keep_best=checkpoint.keep_best, codec=codec
+        )
 
     def changes(self, config: ml_collections.ConfigDict) -> list[tuple[str, Any, Any]]:
         """How ``config`` differs from the saved one; a :class:`RunDirectoryError` if it is another run."""

@@ -60,9 +60,7 @@ def test_run_writes_json_with_every_method_and_timestep(result, tmp_path):
     assert png_path.stat().st_size > 0
     assert saved["machine"]["backend"] == "cpu" and saved["machine"]["cpu_count"] >= 1
     assert saved["config"]["timesteps"] == list(TIMESTEPS)
-    assert sorted((r["method"], r["timesteps"]) for r in saved["records"]) == sorted(
-        (m, t) for m in CONFIG.methods for t in TIMESTEPS
-    )
+    assert sorted((r["method"], r["timesteps"]) for r in saved["records"]) == sorted((m, t) for m in CONFIG.methods for t in TIMESTEPS)
     for r in saved["records"]:
         assert r["peak_bytes"] == r["argument_bytes"] + r["output_bytes"] + r["temp_bytes"] - r["alias_bytes"] > 0
         assert r["compile_s"] > 0 and len(r["step_times_s"]) == 1 and r["median_s"] > 0

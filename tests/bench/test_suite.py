@@ -34,8 +34,15 @@ def test_ratios_and_targets_from_records():
 
 def test_rounds_pool_their_step_times_and_keep_the_worst_memory():
     def record(times, compile_s, rss):
-        return {"workload": "w", "step_times_s": times, "step_median_s": float(np.median(times)), "compile_s": compile_s,
-                "inference_images_per_s": 10 * compile_s, "peak_rss_bytes": rss, "rss_growth_bytes": None}
+        return {
+            "workload": "w",
+            "step_times_s": times,
+            "step_median_s": float(np.median(times)),
+            "compile_s": compile_s,
+            "inference_images_per_s": 10 * compile_s,
+            "peak_rss_bytes": rss,
+            "rss_growth_bytes": None,
+        }
 
     pooled = suite.pool_rounds([record([1.0, 5.0], 2.0, 100), record([2.0, 3.0, 4.0], 4.0, 300), record([6.0], 9.0, 200)])
     assert pooled["step_times_s"] == [1.0, 5.0, 2.0, 3.0, 4.0, 6.0] and pooled["steps"] == 6

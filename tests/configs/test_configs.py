@@ -93,11 +93,7 @@ def test_load_takes_a_name_a_python_file_or_a_run_json(tmp_path):
     c = configs.load("demo", [("num_epochs", "5")])
     assert c.num_epochs == 5 and c.name == "demo"
     f = tmp_path / "mine.py"
-    f.write_text(
-        "from bsnn_jax import configs\n"
-        "def get_config(row='cifar10_resnet19_t2'):\n"
-        "    return configs.get(row)\n"
-    )
+    f.write_text("from bsnn_jax import configs\ndef get_config(row='cifar10_resnet19_t2'):\n    return configs.get(row)\n")
     assert configs.load(f).name == "cifar10_resnet19_t2"
     assert configs.load(f"{f}:demo").name == "demo"
     (tmp_path / "config.json").write_text(C.to_json(c))

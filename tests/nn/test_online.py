@@ -73,7 +73,7 @@ def test_online_gradient_equals_bptt_where_time_terms_vanish():
     nn.reset_online_state(online_model)
     online_model = nn.online(online_model, t=0)
     online = nnx.grad(loss)(online_model, x)
-    for (path, a), (_, b) in zip(nnx.to_flat_state(bptt), nnx.to_flat_state(online)):
+    for (path, a), (_, b) in zip(nnx.to_flat_state(bptt), nnx.to_flat_state(online), strict=True):
         np.testing.assert_allclose(np.asarray(a[...]), np.asarray(b[...]), rtol=1e-4, atol=1e-6, err_msg=str(path))
 
 

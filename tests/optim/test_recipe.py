@@ -78,7 +78,7 @@ def test_masked_weight_decay_in_one_step(model, name):
     tx = optim.make_optimizer(name, lr, mask=mask, weight_decay=wd)
     updates, _ = tx.update(grads, tx.init(params), params)
     new = optax.apply_updates(params, updates)
-    for (path, w), (_, w1), (_, m) in zip(nnx.to_flat_state(params), nnx.to_flat_state(new), nnx.to_flat_state(mask)):
+    for (path, w), (_, w1), (_, m) in zip(nnx.to_flat_state(params), nnx.to_flat_state(new), nnx.to_flat_state(mask), strict=True):
         w, w1 = np.asarray(w), np.asarray(w1)
         d = wd if m else 0.0
         if name == "sgd":  # first step: momentum buffer = g + wd * w

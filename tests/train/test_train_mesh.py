@@ -38,7 +38,13 @@ def _bptt_sgd():
 
 
 def _online_t_bso():
-    settings = {"train.mode": "online", "optimizer.binary": "t_bso", "optimizer.flip.threshold": 1e-3, "optimizer.momentum": 0.0, "optimizer.weight_decay": 0.0}
+    settings = {
+        "train.mode": "online",
+        "optimizer.binary": "t_bso",
+        "optimizer.flip.threshold": 1e-3,
+        "optimizer.momentum": 0.0,
+        "optimizer.weight_decay": 0.0,
+    }
     model, tx = _optimizer("bsnn", **settings)
     return model, tx, lambda defs, tx, mesh: make_online_train_step(defs, tx, timesteps=2, mesh=mesh)
 
@@ -80,7 +86,7 @@ def test_one_and_eight_devices_give_the_same_run(setup):
     for name in ("params", "model_state", "opt_state"):
         a = jax.tree_util.tree_flatten_with_path(getattr(state1, name))[0]
         b = jax.tree.leaves(getattr(state8, name))
-        for (path, x), y in zip(a, b):
+        for (path, x), y in zip(a, b, strict=True):
             np.testing.assert_allclose(y, x, rtol=2e-4, atol=2e-5, err_msg=f"{name}{jax.tree_util.keystr(path)}")
     for k in eval1:
         np.testing.assert_allclose(eval8[k], eval1[k], rtol=1e-4, atol=1e-5, err_msg=k)

@@ -12,11 +12,11 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 from rich.console import Console
+from train.conftest import restore_training_state  # tests/ is on sys.path (rootdir conftest)
 
 from bsnn_jax import train
 from bsnn_jax.train import config as config_lib
 from bsnn_jax.train.rundir import CHECKPOINT_DIR, METRICS_FILE
-from train.conftest import restore_training_state  # tests/ is on sys.path (rootdir conftest)
 
 QUIET = Console(quiet=True)
 T = 2
@@ -111,10 +111,20 @@ def test_stopped_online_run_resumes_exactly(reference, tmp_path, make_config):
     leaves_a, leaves_b = jax.tree_util.tree_flatten_with_path(ours)[0], jax.tree_util.tree_flatten_with_path(theirs)[0]
     assert [p for p, _ in leaves_a] == [p for p, _ in leaves_b]
     paths = [jax.tree_util.keystr(p) for p, _ in leaves_a]
-    for part in ("['params']", "['model_state']", "['opt_state']", "['step']", "['rng']", "second_moment", "momentum", "['mean']", "['var']"):
+    for part in (
+        "['params']",
+        "['model_state']",
+        "['opt_state']",
+        "['step']",
+        "['rng']",
+        "second_moment",
+        "momentum",
+        "['mean']",
+        "['var']",
+    ):
         assert any(part in p for p in paths), part  # the comparison covers this part of the state
     assert any(a.dtype == np.int8 for _, a in leaves_a)  # the kernels as stored, not decoded
-    for (path, a), (_, b) in zip(leaves_a, leaves_b):
+    for (path, a), (_, b) in zip(leaves_a, leaves_b, strict=True):
         assert a.dtype == b.dtype, jax.tree_util.keystr(path)
         np.testing.assert_array_equal(a, b, err_msg=jax.tree_util.keystr(path))
     meta_a, meta_b = _meta(tmp_path), _meta(ref_dir)

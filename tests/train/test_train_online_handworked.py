@@ -196,7 +196,7 @@ def run_library(tx, *, update, binary=False):
 
 
 def check_metrics(ours, hand):
-    for a, b in zip(ours, hand):
+    for a, b in zip(ours, hand, strict=True):
         np.testing.assert_allclose(float(a["loss"]), b["loss"], rtol=1e-5)
         np.testing.assert_allclose(float(a["grad_norm"]), b["grad_norm"], rtol=1e-5)
         np.testing.assert_allclose(float(a["accuracy"]), b["accuracy"], rtol=1e-6)
