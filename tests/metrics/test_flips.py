@@ -1,3 +1,5 @@
+import itertools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -23,7 +25,7 @@ def test_eq8_counts_net_flips_while_larq_counts_every_step():
     seq = [jnp.array([0.1, 0.2]), jnp.array([-0.1, 0.2]), jnp.array([0.1, 0.2]), jnp.array([0.1, 0.3])]
     assert float(flip_ratio({"w": seq[0]}, {"w": seq[-1]})) == 0.0
     metric = StepFlipRatio()
-    for before, after in zip(seq, seq[1:], strict=True):
+    for before, after in itertools.pairwise(seq):
         metric.update(*count_flips({"w": before}, {"w": after}))
     assert metric.result() == pytest.approx((0.5 + 0.5 + 0.0) / 3)
     metric.reset()
