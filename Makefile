@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 FASHION_DIR := /usr/share/datasets/fashion-mnist
 PYTEST_WORKERS ?= 2
 
-.PHONY: demo test test-slow bench bench-deps fashion-data clean
+.PHONY: demo test lint test-slow bench bench-deps fashion-data clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,9 +27,14 @@ fashion-data:
 # A real AGMM-BSNN training run on Fashion-MNIST (about 3 minutes on 2 CPU cores), in a new
 # run directory each time so that no earlier run is overwritten.
 demo: $(STAMP) fashion-data
-	$(BIN)/bsnn train --config experiments/configs/demo.py --workdir runs/demo-$$(date +%Y%m%d-%H%M%S)
+	$(BIN)/bsnn train --config demo --workdir runs/demo-$$(date +%Y%m%d-%H%M%S)
 
-test: $(STAMP) fashion-data
+# ruff's lint (pyflakes, bugbear, import order, ...) and format check, configured in pyproject.toml.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: $(STAMP) fashion-data lint
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --durations=15
 
 # Full-size models and long training runs, on request only.

@@ -1,18 +1,73 @@
-"""The ``bsnn`` command line."""
+"""The ``bsnn`` command line.
+
+A user error (a bad config, missing data, a workdir holding another run, a damaged checkpoint or
+export, input that does not fit the model, ...) is reported by :func:`main` as one line
+``error: ...`` naming the problem and its fix, with exit status 2 and no traceback; ``bsnn --debug``
+or ``BSNN_DEBUG=1`` shows the traceback instead. The subcommands just raise: :func:`_user_errors`
+lists the exception classes whose messages are written for users.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
 from flax import nnx
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from bsnn_jax import models
 from bsnn_jax.metrics import model_size
+
+USER_ERROR = 2  # the exit status of a user error, as of argparse's usage errors
+DEBUG_ENV = "BSNN_DEBUG"
+
+
+class UsageError(Exception):
+    """A mistake on the command line found by the cli itself; the message says how to fix it."""
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """The errors whose message names the problem and its fix, reported without a traceback."""
+    from bsnn_jax.data import DataNotFoundError, IdxFormatError, NpzFormatError
+    from bsnn_jax.export import ExportError, ExportFormatError
+    from bsnn_jax.models import ModelInputError
+    from bsnn_jax.train import CheckpointError, ConfigError, NonFiniteLossError, RunDirectoryError
+    from bsnn_jax.train.mesh import MeshError
+
+    return (
+        UsageError,
+        ConfigError,
+        DataNotFoundError,
+        NpzFormatError,
+        IdxFormatError,
+        ModelInputError,
+        MeshError,
+        RunDirectoryError,
+        CheckpointError,
+        NonFiniteLossError,
+        ExportError,
+        ExportFormatError,
+    )
+
+
+def _report_error(error: BaseException, command: str) -> None:
+    """Prints ``error: MESSAGE`` on stderr as one line (a message laid out over several lines,
+    such as the commands that prepare a dataset, is joined with "; ")."""
+    message = "; ".join(line.strip() for line in str(error).splitlines() if line.strip())
+    # Data errors give the fix as Python arguments (data_dir=, download=True): add their flags.
+    if command == "train" and "data_dir=" in message:
+        message += " (with bsnn train: --config.dataset.data_dir=DIR points at the data, --config.dataset.download=true lets it be fetched)"
+    # Text, not markup: messages hold shapes and lists in brackets.
+    Console(stderr=True, soft_wrap=True).print(Text.assemble(("error:", "bold red"), " ", message))
+
+
+def _debugging(args: argparse.Namespace) -> bool:
+    return args.debug or os.environ.get(DEBUG_ENV, "") not in ("", "0")
 
 
 def _shape(text: str) -> tuple[int, int, int]:
@@ -47,25 +102,27 @@ def _measured_table(measured: dict) -> Table:
 def _report(args: argparse.Namespace) -> int:
     measured = None
     if args.workdir is not None:
-        from bsnn_jax.train.measure import measure_run
+        from bsnn_jax.analysis.runs import measure_run
 
-        try:
-            measured = measure_run(args.workdir, best=args.best, max_examples=args.max_examples)
-        except _user_errors() as e:
-            return _fail(str(e))
+        measured = measure_run(args.workdir, best=args.best, max_examples=args.max_examples)
         spec = measured["model"]
         spec = {**spec, "input_shape": tuple(spec["input_shape"])}
     elif args.model is not None:
-        spec = dict(
-            name=args.model, variant=args.variant, num_classes=args.num_classes, timesteps=args.timesteps, input_shape=args.input_shape
-        )
+        spec = {
+            "name": args.model,
+            "variant": args.variant,
+            "num_classes": args.num_classes,
+            "timesteps": args.timesteps,
+            "input_shape": args.input_shape,
+        }
     else:
-        return _fail("say which model: --model NAME (with --variant, --num-classes, ...) or --workdir DIR of a trained run")
+        raise UsageError("say which model: --model NAME (with --variant, --num-classes, ...) or --workdir DIR of a trained run")
     name = spec.pop("name")
     # eval_shape: counting ResNet-18's 11.7M parameters needs no memory and no initialisation.
     report = model_size(nnx.eval_shape(lambda: models.create(name, **spec)))
     if args.json:
-        print(json.dumps({"model": name, "variant": spec["variant"], **report.to_dict(), **({"measured": measured} if measured else {})}, indent=2))
+        extra = {"measured": measured} if measured else {}
+        print(json.dumps({"model": name, "variant": spec["variant"], **report.to_dict(), **extra}, indent=2))
         return 0
     console = Console(soft_wrap=True)
     console.print(_size_table(report, f"{name} ({spec['variant']}), T={spec['timesteps']}: size as the papers count it"))
@@ -85,14 +142,11 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _landscape(args: argparse.Namespace) -> int:
-    from bsnn_jax.train.measure import landscape_run
+    from bsnn_jax.analysis.runs import landscape_run
 
-    try:
-        result = landscape_run(
-            args.workdir, resolution=args.resolution, span=args.span, examples=args.examples, seed=args.seed, best=args.best, out_dir=args.out
-        )
-    except _user_errors() as e:
-        return _fail(str(e))
+    result = landscape_run(
+        args.workdir, resolution=args.resolution, span=args.span, examples=args.examples, seed=args.seed, best=args.best, out_dir=args.out
+    )
     Console(soft_wrap=True).print(
         f"loss landscape of checkpoint step {result['step']}: {result['png']} and {result['npz']} "
         f"(loss {result['center_loss']:.4f} at the checkpoint, {result['min_loss']:.4f} lowest on the grid)"
@@ -100,44 +154,18 @@ def _landscape(args: argparse.Namespace) -> int:
     return 0
 
 
-# Errors whose message already says what went wrong and how to fix it: printed without a traceback.
-def _user_errors() -> tuple[type[BaseException], ...]:
-    from bsnn_jax.data import DataNotFoundError
-    from bsnn_jax.train import CheckpointError, ConfigError, NonFiniteLossError, RunDirectoryError
-
-    return (ConfigError, CheckpointError, RunDirectoryError, NonFiniteLossError, DataNotFoundError)
-
-
-def _fail(message: str) -> int:
-    Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {message}", highlight=False)
-    return 1
-
-
 def _train(args: argparse.Namespace) -> int:
-    from bsnn_jax import train
-    from bsnn_jax.train import config as config_lib
-    from bsnn_jax.train.loop import CONFIG_FILE
+    from bsnn_jax import configs, train
 
+    spec = args.config
+    if spec is None:
+        saved = train.RunDir(args.workdir).config_file
+        if not saved.exists():
+            raise UsageError(f"--config is required: {args.workdir} has no {saved.name} of an earlier run to resume")
+        spec = saved
+    config = configs.load(spec, args.overrides)
     console = Console(soft_wrap=True)
-    try:
-        spec = args.config
-        if spec is None:
-            saved = Path(args.workdir) / CONFIG_FILE
-            if not saved.exists():
-                return _fail(f"--config is required: {args.workdir} has no {CONFIG_FILE} of an earlier run to resume")
-            spec = saved
-        config = config_lib.load(spec, args.overrides)
-        summary = train.fit(config, args.workdir, console=console)
-    except _user_errors() as e:
-        from bsnn_jax.data import DataNotFoundError
-
-        hint = (
-            "\n(with bsnn train: --config.dataset.data_dir=DIR points at the data, "
-            "--config.dataset.download=true lets it be fetched)" if isinstance(e, DataNotFoundError) else ""
-        )
-        return _fail(str(e) + hint)
-    except KeyboardInterrupt:
-        return 130
+    summary = train.fit(config, args.workdir, console=console)
     if summary.get("test_accuracy") is not None:
         console.print(
             f"test accuracy {100 * summary['test_accuracy']:.2f}% (best {100 * summary['best_test_accuracy']:.2f}% at step "
@@ -150,10 +178,7 @@ def _train(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     from bsnn_jax import train
 
-    try:
-        result = train.evaluate(args.workdir, step=args.step, best=args.best)
-    except _user_errors() as e:
-        return _fail(str(e))
+    result = train.evaluate(args.workdir, step=args.step, best=args.best)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
@@ -169,21 +194,10 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _export_errors() -> tuple[type[BaseException], ...]:
-    from bsnn_jax.export import ExportError, ExportFormatError
-
-    return _user_errors() + (ExportError, ExportFormatError)
-
-
 def _export(args: argparse.Namespace) -> int:
     from bsnn_jax import export
 
-    try:
-        result = export.export_run(
-            args.workdir, args.out, step=args.step, best=args.best, verify=args.verify, fp16=args.fp16, force=args.force
-        )
-    except _export_errors() as e:
-        return _fail(str(e))
+    result = export.export_run(args.workdir, args.out, step=args.step, best=args.best, verify=args.verify, fp16=args.fp16, force=args.force)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
@@ -212,17 +226,39 @@ def _read_inputs(path: str) -> tuple:
 
     import numpy as np
 
+    from bsnn_jax.data import NpzFormatError
+
+    if not Path(path).is_file():
+        raise UsageError(f"{path} does not exist; save the images with np.savez({path!r}, x=images, y=labels)")
     try:
         npz = np.load(path, allow_pickle=False)
     except (ValueError, zipfile.BadZipFile) as e:
-        raise ValueError(f"{path}: not a readable .npz file ({e})") from e
+        raise NpzFormatError(f"{path}: not a readable .npz file ({e}); save the images with np.savez(path, x=images, y=labels)") from e
     with npz:
         for x_key, y_key in (("x", "y"), ("x_test", "y_test")):
             if x_key in npz.files:
                 images = npz[x_key]
                 labels = npz[y_key] if y_key in npz.files else None
                 return (images[..., None] if images.ndim == 3 else images), labels
-        raise ValueError(f"{path} holds {npz.files}; put the images under 'x' (labels, optional, under 'y')")
+        raise NpzFormatError(f"{path} holds {npz.files}; put the images under 'x' (labels, optional, under 'y')")
+
+
+def _check_inputs(images, packed, args: argparse.Namespace) -> None:
+    """Images that the packed model cannot take as they are: a UsageError saying what it takes."""
+    import numpy as np
+
+    h, w, c = packed.manifest["model"]["input_shape"]
+    if images.ndim not in (4, 5) or tuple(images.shape[-3:]) != (h, w, c):
+        raise UsageError(
+            f"{args.input} holds images of shape {images.shape}, but {args.model} takes [N, {h}, {w}, {c}] "
+            f"(or event frames [N, T, {h}, {w}, {c}]); store them in that layout (NHWC)"
+        )
+    norm = packed.normalization
+    if not args.normalized and norm is not None and norm.scale != 1.0 and images.dtype != np.uint8:
+        raise UsageError(
+            f"{args.input} holds {images.dtype} images, but the model's data was stored as uint8 (normalized with "
+            f"scale {norm.scale:.6g}, mean {norm.mean}, std {norm.std}): pass uint8 images, or --normalized if they already are"
+        )
 
 
 def _predict(args: argparse.Namespace) -> int:
@@ -230,21 +266,12 @@ def _predict(args: argparse.Namespace) -> int:
 
     from bsnn_jax import export
 
-    try:
-        packed = export.load(args.model)
-        images, labels = _read_inputs(args.input)
-    except (export.ExportFormatError, OSError, ValueError) as e:
-        return _fail(str(e))
-    norm = packed.normalization
-    if not args.normalized and norm is not None and norm.scale != 1.0 and images.dtype != np.uint8:
-        return _fail(
-            f"{args.input} holds {images.dtype} images, but the model's data was stored as uint8 (normalized with "
-            f"scale {norm.scale:.6g}, mean {norm.mean}, std {norm.std}): pass uint8 images, or --normalized if they already are"
-        )
-    try:
-        classes = packed.predict(images, batch_size=args.batch_size, normalized=args.normalized)
-    except (ValueError, TypeError) as e:
-        return _fail(f"{args.input}: {e}")
+    if not Path(args.model).is_file():
+        raise UsageError(f"{args.model} does not exist; write it with bsnn export --workdir RUN --out {args.model}")
+    packed = export.load(args.model)
+    images, labels = _read_inputs(args.input)
+    _check_inputs(images, packed, args)
+    classes = packed.predict(images, batch_size=args.batch_size, normalized=args.normalized)
     accuracy = float(np.mean(classes == labels)) if labels is not None else None
     if args.json:
         print(json.dumps({"predictions": classes.tolist(), "num_examples": len(classes), "accuracy": accuracy}))
@@ -262,8 +289,8 @@ def _bench(args: argparse.Namespace) -> int:
     console = Console(stderr=args.json)
     try:
         result = suite.run(names, steps=args.steps, rounds=args.rounds, timeout=args.timeout, log=console.print)
-    except ValueError as error:
-        return _fail(str(error))
+    except ValueError as error:  # suite.run's checks of the names and counts: plain ValueErrors
+        raise UsageError(str(error)) from error
     json_path, md_path = suite.save(result, Path(args.out))
     if args.json:
         print(json.dumps(result, indent=2))
@@ -273,9 +300,7 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="bsnn", description="Binary spiking neural networks in JAX.")
-    sub = parser.add_subparsers(dest="command", required=True)
+def _add_report(sub) -> None:
     report = sub.add_parser("report", help="per-layer parameter and size table of a model")
     report.add_argument("--model", default=None, choices=sorted(models.FAMILIES))
     report.add_argument("--variant", default="agmm", choices=sorted(models.VARIANTS))
@@ -283,11 +308,15 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--timesteps", type=int, default=4, help="T (AGMM keeps one alpha per step)")
     report.add_argument("--input-shape", type=_shape, default=None, help="H,W,C of one frame")
     report.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    report.add_argument("--workdir", default=None, help="a trained run: its model, plus firing rates, SOPs, MACs and energy measured on its test set")
+    report.add_argument(
+        "--workdir", default=None, help="a trained run: its model, plus firing rates, SOPs, MACs and energy measured on its test set"
+    )
     report.add_argument("--best", action="store_true", help="with --workdir: the best checkpoint instead of the latest")
     report.add_argument("--max-examples", type=int, default=None, help="with --workdir: measure on at most this many test examples")
     report.set_defaults(run=_report)
 
+
+def _add_landscape(sub) -> None:
     landscape = sub.add_parser("landscape", help="2-D loss landscape around a run's checkpoint (PNG and .npz)")
     landscape.add_argument("--workdir", required=True, help="a directory written by bsnn train")
     landscape.add_argument("--resolution", type=int, default=21, help="grid points per direction")
@@ -298,17 +327,26 @@ def build_parser() -> argparse.ArgumentParser:
     landscape.add_argument("--out", default=None, help="output directory (default: the workdir)")
     landscape.set_defaults(run=_landscape)
 
+
+def _add_train(sub) -> None:
     train = sub.add_parser(
         "train",
-        help="train (or resume) a run from an ml_collections config file",
+        help="train (or resume) a run from a named config or an ml_collections config file",
         description="Trains the run described by --config in --workdir; running it again resumes from the last "
         "checkpoint. Override any config field with --config.KEY=VALUE (nested keys with dots, e.g. "
         "--config.optimizer.learning_rate=0.05 --config.num_epochs=3).",
     )
-    train.add_argument("--config", default=None, help="experiments/configs/NAME.py[:arg] (default: WORKDIR/config.json, to resume)")
+    train.add_argument(
+        "--config",
+        default=None,
+        help="a config name (demo, fashion_agmm, fashion_tbso, a paper table row such as cifar10_resnet19_t2; all in "
+        "bsnn_jax.configs.names()), a file PATH.py[:arg] or a run's config.json (default: WORKDIR/config.json, to resume)",
+    )
     train.add_argument("--workdir", required=True, help="run directory: config.json, metrics.jsonl, checkpoints/")
     train.set_defaults(run=_train)
 
+
+def _add_evaluate(sub) -> None:
     evaluate = sub.add_parser("evaluate", help="score a run's checkpoint on its test split")
     evaluate.add_argument("--workdir", required=True, help="a directory written by bsnn train")
     which = evaluate.add_mutually_exclusive_group()
@@ -317,6 +355,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true", help="print JSON instead of text")
     evaluate.set_defaults(run=_evaluate)
 
+
+def _add_export(sub) -> None:
     export = sub.add_parser(
         "export",
         help="write a run's checkpoint as one bit-packed .bsnn file (1 bit per binary weight, BN folded)",
@@ -337,6 +377,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--json", action="store_true", help="print JSON instead of text")
     export.set_defaults(run=_export)
 
+
+def _add_predict(sub) -> None:
     predict = sub.add_parser(
         "predict",
         help="predicted classes of the images in an .npz, from a .bsnn file's packed weights",
@@ -351,6 +393,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--json", action="store_true", help="print JSON instead of text")
     predict.set_defaults(run=_predict)
 
+
+def _add_bench(sub) -> None:
     bench = sub.add_parser(
         "bench",
         help="training-step time, compile time, memory and inference throughput, side by side with the peers",
@@ -367,11 +411,29 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--out", default="benchmarks/results/bench", help="writes OUT.json and OUT.md")
     bench.add_argument("--json", action="store_true", help="print the results as JSON (progress goes to stderr)")
     bench.set_defaults(run=_bench)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``bsnn`` parser: global ``--debug``, one subparser per subcommand."""
+    parser = argparse.ArgumentParser(prog="bsnn", description="Binary spiking neural networks in JAX.")
+    parser.add_argument(
+        "--debug", action="store_true", help=f"show the traceback of an error instead of a one-line report (or set {DEBUG_ENV}=1)"
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_report(sub)
+    _add_landscape(sub)
+    _add_train(sub)
+    _add_evaluate(sub)
+    _add_export(sub)
+    _add_predict(sub)
+    _add_bench(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    from bsnn_jax.train.config import ConfigError, split_override_args
+    """Runs ``bsnn ARGS``; returns the exit status (2 for a user error, reported in one line)."""
+    from bsnn_jax.train.config import ConfigError
+    from bsnn_jax.train.overrides import split_override_args
 
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
@@ -383,7 +445,15 @@ def main(argv: list[str] | None = None) -> int:
     if overrides and args.command != "train":
         parser.error(f"--config.KEY overrides are only for 'bsnn train', got {['--config.' + k for k, _ in overrides]}")
     args.overrides = overrides
-    return args.run(args)
+    try:
+        return args.run(args)
+    except KeyboardInterrupt:
+        return 130
+    except _user_errors() as error:
+        if _debugging(args):
+            raise
+        _report_error(error, args.command)
+        return USER_ERROR
 
 
 if __name__ == "__main__":

@@ -1,2 +1,2 @@
-"""Experiments of bsnn_jax: ml_collections config files (``experiments/configs``), one per paper
-table row, ablation twin and built-in demo. Run one with ``bsnn train --config FILE --workdir DIR``."""
+"""Experiments of bsnn_jax: reproduction scripts (``ablation``, ``compare_tbso``) and their results.
+The configs they train are named configs of :mod:`bsnn_jax.configs` (``bsnn train --config NAME``)."""

@@ -19,17 +19,16 @@ from pathlib import Path
 import numpy as np
 from rich.console import Console
 
-from bsnn_jax import train
+from bsnn_jax import configs, train
 from bsnn_jax.analysis import plot_accuracy_vs_size, plot_firing_rates, plot_training_curves
-from bsnn_jax.train.measure import measure_run
-from experiments.configs import demo
+from bsnn_jax.analysis.runs import measure_run
 
 VARIANTS = {"fp": "FP-SNN", "bsnn": "vanilla BSNN", "agmm": "AGMM-BSNN"}
 
 
 def run_config(variant: str, seed: int, epochs: int, steps_per_epoch: int):
     """The demo recipe (small_cnn, T=2, SGD 0.05 cosine, batch 32) for one variant and seed."""
-    c = demo.get_config()
+    c = configs.get("demo")
     c.name = f"ablation-{variant}-s{seed}"
     c.model.variant = variant
     c.seed = seed
@@ -40,7 +39,7 @@ def run_config(variant: str, seed: int, epochs: int, steps_per_epoch: int):
 
 
 def _rows(workdir: Path) -> list[dict]:
-    return [json.loads(line) for line in (workdir / train.loop.METRICS_FILE).read_text().splitlines()]
+    return train.RunDir(workdir).read_metrics()
 
 
 def _stat(values) -> tuple[float, float]:
@@ -58,12 +57,15 @@ def _verdict(claim: str, first, second, lower: bool, names=("AGMM", "vanilla")) 
     whether every seed agrees."""
     (ma, sa), (mb, sb) = _stat(first), _stat(second)
     held = ma < mb if lower else ma > mb
-    paired = [a < b if lower else a > b for a, b in zip(first, second)]
+    paired = [a < b if lower else a > b for a, b in zip(first, second, strict=True)]
     separated = abs(ma - mb) > sa + sb
     strength = (
-        "in every seed, and by more than the two spreads together" if held and all(paired) and separated
-        else "in every seed, but within the spread" if held and all(paired)
-        else f"on average only ({sum(paired)} of {len(paired)} seeds)" if held
+        "in every seed, and by more than the two spreads together"
+        if held and all(paired) and separated
+        else "in every seed, but within the spread"
+        if held and all(paired)
+        else f"on average only ({sum(paired)} of {len(paired)} seeds)"
+        if held
         else f"no: the opposite on average ({sum(paired)} of {len(paired)} seeds agree with the paper)"
     )
     return f"- **{claim}**: {'yes' if held else 'no'}; {names[0]} {ma:.4g} ± {sa:.2g} vs {names[1]} {mb:.4g} ± {sb:.2g}; {strength}."
@@ -111,7 +113,13 @@ def write_report(args, results: dict[str, list[dict]]) -> None:
             f"| {_fmt([e[0] for e in energies], 1e3, 2)} | {_fmt([e[1] for e in energies], 1e3, 2)} "
             f"| {measured[0]['size_mb']:.4f} | {_fmt(grad_mean(runs), 1, 2, 'e')} | {_fmt(grad_var(runs), 1, 2, 'e')} |"
         )
-    epochs = ["| epoch | " + " | ".join(f"{VARIANTS[v]} flip ratio" for v in VARIANTS) + " | " + " | ".join(f"{VARIANTS[v]} test acc %" for v in VARIANTS) + " |"]
+    epochs = [
+        "| epoch | "
+        + " | ".join(f"{VARIANTS[v]} flip ratio" for v in VARIANTS)
+        + " | "
+        + " | ".join(f"{VARIANTS[v]} test acc %" for v in VARIANTS)
+        + " |"
+    ]
     epochs.append("|---" * (1 + 2 * len(VARIANTS)) + "|")
     for e in range(len(results["agmm"][0]["rows"])):
         cells = [_fmt([r["rows"][e]["flip_ratio"] for r in results[v]], 1, 4) for v in VARIANTS]
@@ -120,8 +128,18 @@ def write_report(args, results: dict[str, list[dict]]) -> None:
 
     agmm, bsnn = results["agmm"], results["bsnn"]
     verdicts = [
-        _verdict("AGMM lowered the flip ratio (Eq. 8, mean over epochs)", mean_over_epochs(agmm, "flip_ratio"), mean_over_epochs(bsnn, "flip_ratio"), lower=True),
-        _verdict("AGMM lowered the firing rate (test set)", [r["measured"]["mean_firing_rate"] for r in agmm], [r["measured"]["mean_firing_rate"] for r in bsnn], lower=True),
+        _verdict(
+            "AGMM lowered the flip ratio (Eq. 8, mean over epochs)",
+            mean_over_epochs(agmm, "flip_ratio"),
+            mean_over_epochs(bsnn, "flip_ratio"),
+            lower=True,
+        ),
+        _verdict(
+            "AGMM lowered the firing rate (test set)",
+            [r["measured"]["mean_firing_rate"] for r in agmm],
+            [r["measured"]["mean_firing_rate"] for r in bsnn],
+            lower=True,
+        ),
         _verdict("AGMM raised test accuracy (last epoch)", last(agmm, "test_accuracy"), last(bsnn, "test_accuracy"), lower=False),
         _verdict("AGMM lowered the binary weights' gradient variance (Prop. 1, Eq. 16)", grad_var(agmm), grad_var(bsnn), lower=True),
         _verdict(
@@ -178,7 +196,11 @@ that reproduce AGMM Table 2 (see methods-spec 1.6). Gradient statistics are thos
 ![accuracy vs model size](accuracy_vs_size.png)
 """
     (out / "report.md").write_text(text)
-    (out / "results.json").write_text(json.dumps({v: [{"summary": r["summary"], "measured": r["measured"]} for r in results[v]] for v in VARIANTS}, indent=1, default=float))
+    (out / "results.json").write_text(
+        json.dumps(
+            {v: [{"summary": r["summary"], "measured": r["measured"]} for r in results[v]] for v in VARIANTS}, indent=1, default=float
+        )
+    )
 
 
 if __name__ == "__main__":

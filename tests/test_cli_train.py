@@ -2,17 +2,16 @@
 
 import json
 import re
-from pathlib import Path
 
 import pytest
 
 from bsnn_jax import cli
 
-ROOT = Path(__file__).resolve().parents[1]
-DEMO = str(ROOT / "experiments" / "configs" / "demo.py")
+DEMO = "demo"  # a name of bsnn_jax.configs
 TINY = [
     "--config.dataset.name=digits",
-    "--config.dataset.num_threads", "1",
+    "--config.dataset.num_threads",
+    "1",
     "--config.num_epochs=1",
     "--config.batch_size=32",
     "--config.eval_batch_size=120",
@@ -71,17 +70,17 @@ def test_train_again_resumes_from_the_workdir_config(trained, capsys):
     ],
 )
 def test_bad_configs_fail_with_a_clear_message(tmp_path, capsys, args, message):
-    assert cli.main(["train", "--config", DEMO, "--workdir", str(tmp_path / "w"), *args]) == 1
+    assert cli.main(["train", "--config", DEMO, "--workdir", str(tmp_path / "w"), *args]) == 2
     err = capsys.readouterr().err
     assert "error:" in err and message in " ".join(err.split())
 
 
 def test_missing_config_and_workdir_errors(tmp_path, capsys):
-    assert cli.main(["train", "--workdir", str(tmp_path)]) == 1
+    assert cli.main(["train", "--workdir", str(tmp_path)]) == 2
     assert "--config is required" in capsys.readouterr().err
-    assert cli.main(["train", "--config", str(tmp_path / "nope.py"), "--workdir", str(tmp_path)]) == 1
+    assert cli.main(["train", "--config", str(tmp_path / "nope.py"), "--workdir", str(tmp_path)]) == 2
     assert "does not exist" in capsys.readouterr().err
-    assert cli.main(["evaluate", "--workdir", str(tmp_path / "empty")]) == 1
+    assert cli.main(["evaluate", "--workdir", str(tmp_path / "empty")]) == 2
     assert "not a bsnn train workdir" in " ".join(capsys.readouterr().err.split())
     with pytest.raises(SystemExit):
         cli.main(["evaluate", "--workdir", str(tmp_path), "--config.seed=1"])
@@ -99,8 +98,8 @@ def test_report_of_a_trained_run_adds_measured_sops_and_energy(trained, capsys):
     measured = data["measured"]
     layers = measured["layers"]
     # SOPs and MACs recomputed from the per-layer figures (T = 2 in the demo recipe)
-    sops = sum(2 * l["input_rate"] * l["macs_per_step"] for l in layers.values() if l["spike_input"])
-    macs = sum(2 * l["macs_per_step"] for l in layers.values() if not l["spike_input"])
+    sops = sum(2 * layer["input_rate"] * layer["macs_per_step"] for layer in layers.values() if layer["spike_input"])
+    macs = sum(2 * layer["macs_per_step"] for layer in layers.values() if not layer["spike_input"])
     assert measured["sops"] == pytest.approx(sops) and measured["macs"] == pytest.approx(macs)
     energies = list(measured["energy_mj"].values())
     assert energies[0] == pytest.approx((4.6e-12 * macs + 0.9e-12 * sops) * 1e3)
@@ -113,7 +112,7 @@ def test_report_of_a_trained_run_adds_measured_sops_and_energy(trained, capsys):
 def own_tet_loss(workdir, examples):
     """The checkpoint's TET loss on the first ``examples`` digits test images, computed here.
 
-    The restored model object from ``train.loop.restore`` is called directly (BatchNorm on its
+    The restored model object from ``train.restore`` is called directly (BatchNorm on its
     running statistics); the inputs come from sklearn, standardized with the training split's
     pixel statistics (test_data_builtin checks that recipe), and TET = 1/T sum_t CE(out_t, y) is
     written with log_softmax, so neither the landscape code, the loader nor the library's losses
@@ -125,11 +124,11 @@ def own_tet_loss(workdir, examples):
     from flax import nnx
     from sklearn.datasets import load_digits
 
-    from bsnn_jax.train.loop import restore
+    from bsnn_jax.train import restore
 
-    run, state, _ = restore(workdir)
-    assert run.config.loss.name == "tet"
-    model = run.defs.model(state.params, state.model_state)
+    restored = restore(workdir)
+    assert restored.config.loss.name == "tet"
+    model = restored.model
     model.eval()
     bunch = load_digits()
     pixels = bunch.images / 16.0
@@ -169,5 +168,5 @@ def test_landscape_centre_is_the_checkpoint_loss(trained, capsys):
 
 
 def test_report_needs_a_model_or_a_workdir(capsys):
-    assert cli.main(["report"]) == 1
+    assert cli.main(["report"]) == 2
     assert "--model NAME" in capsys.readouterr().err

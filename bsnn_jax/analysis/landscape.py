@@ -23,15 +23,19 @@ def filter_normalized_direction(params, key: jax.Array):
     leaves, treedef = jax.tree.flatten(params)
     keys = jax.random.split(key, len(leaves))
     out = []
-    for leaf, k in zip(leaves, keys):
+    for leaf, k in zip(leaves, keys, strict=True):
         if leaf.ndim < 2:
             out.append(jnp.zeros_like(leaf))
             continue
         d = jax.random.normal(k, leaf.shape, leaf.dtype)
         axes = tuple(range(leaf.ndim - 1))
-        norm = lambda w: jnp.sqrt(jnp.sum(w * w, axis=axes, keepdims=True))
-        out.append(d * norm(leaf) / (norm(d) + 1e-10))
+        out.append(d * _filter_norm(leaf, axes) / (_filter_norm(d, axes) + 1e-10))
     return jax.tree.unflatten(treedef, out)
+
+
+def _filter_norm(w: jax.Array, axes: tuple[int, ...]) -> jax.Array:
+    """The norm of each filter (output channel) of ``w``, kept broadcastable against it."""
+    return jnp.sqrt(jnp.sum(w * w, axis=axes, keepdims=True))
 
 
 def loss_surface(

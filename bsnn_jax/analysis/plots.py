@@ -38,7 +38,7 @@ def plot_training_curves(runs: Mapping[str, Sequence[Mapping]], path) -> Path:
             points = [(r["epoch"], r[key]) for r in records if r.get(key) is not None]
             if points:
                 suffix = "" if ax is ax_flip else (" train" if key == "train_accuracy" else " test")
-                ax.plot(*zip(*points), color=color, label=label + suffix, **style)
+                ax.plot(*zip(*points, strict=True), color=color, label=label + suffix, **style)
     ax_flip.set(xlabel="epoch", ylabel="flip ratio (Eq. 8)", title="(a) weight sign flip ratio")
     ax_acc.set(xlabel="epoch", ylabel="accuracy", title="(b) accuracy")
     for ax in (ax_flip, ax_acc):

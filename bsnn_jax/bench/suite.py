@@ -93,7 +93,8 @@ def ratios(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     for name, limit in COMPILE_TARGETS.items():
         if name in by_name:
             value = by_name[name]["compile_s"]
-            out.append({"name": f"{name} compile time (s)", "numerator": name, "denominator": None, "field": "compile_s", "target": limit, "value": value, "met": value <= limit})
+            target = {"numerator": name, "denominator": None, "field": "compile_s", "target": limit}
+            out.append({"name": f"{name} compile time (s)", **target, "value": value, "met": value <= limit})
     return out
 
 
@@ -108,7 +109,7 @@ def run(
     """Measures ``names``, one process per workload and round, ``ceil(steps / rounds)`` timed
     steps each, and pools the rounds (``pool_rounds``); returns ``{"machine", "steps", "rounds",
     "records", "ratios", "runtime_s"}``."""
-    from bsnn_jax.bench.measure import machine_info
+    from bsnn_jax.bench.timing import machine_info  # imports jax: not needed to list workloads
 
     unknown = [n for n in names if n not in WORKLOADS]
     if unknown:
@@ -134,7 +135,7 @@ def pool_rounds(rounds: Sequence[dict[str, Any]]) -> dict[str, Any]:
     step times together, the median compile time and inference rate, the highest peak memory,
     and each round's median step (``round_step_medians_s``). A round that failed fails the whole
     record (its error is kept), so no ratio rests on part of the rounds."""
-    from bsnn_jax.bench.measure import summary
+    from bsnn_jax.bench.timing import summary
 
     failed = [r for r in rounds if "error" in r]
     if failed:
@@ -152,6 +153,7 @@ def pool_rounds(rounds: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 def progress_line(record: dict[str, Any]) -> str:
+    """One line of ``bsnn bench``'s progress: a workload's step, compile time and memory, or why it was skipped."""
     if "error" in record:
         return f"{record['workload']:>22}  skipped: {record['error']}"
     return (
@@ -167,7 +169,8 @@ def _mib(value: float | None) -> str:
 def markdown(result: dict[str, Any]) -> str:
     """The records and the ratios as two markdown tables."""
     lines = [
-        "| workload | framework | T | batch | step median (s) | IQR (s) | rounds' medians (s) | compile / first step (s) | XLA temp (MiB) | peak RSS (MiB) | inference (img/s) |",
+        "| workload | framework | T | batch | step median (s) | IQR (s) | rounds' medians (s) "
+        "| compile / first step (s) | XLA temp (MiB) | peak RSS (MiB) | inference (img/s) |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in result["records"]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from bsnn_jax.bench.measure import images_per_second, training_steps
+from bsnn_jax.bench.timing import images_per_second, training_steps
 from bsnn_jax.bench.workloads import Workload
 
 PEER_PACKAGES = {"torch": "torch", "snntorch": "snntorch", "spikingjelly": "spikingjelly"}

@@ -38,6 +38,7 @@ def measure(name: str, steps: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Prints the record of one workload as a JSON line; 2 (and an ``error`` record) when it cannot run."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("workload", help=f"one of: {', '.join(WORKLOADS)}")
     parser.add_argument("--steps", type=int, default=20, help="timed training steps (after 2 warm-up steps)")

@@ -30,7 +30,14 @@ from bsnn_jax.data.loader import Batch, Loader, make_loader
 from bsnn_jax.data.npz import NpzFormatError
 
 KNOWN_DATASETS = (
-    "fashion_mnist", "digits", "cifar10", "cifar100", "imagenet", "dvs_gesture", "dvs_cifar10", "npz:PATH",
+    "fashion_mnist",
+    "digits",
+    "cifar10",
+    "cifar100",
+    "imagenet",
+    "dvs_gesture",
+    "dvs_cifar10",
+    "npz:PATH",
 )
 
 

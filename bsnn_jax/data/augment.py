@@ -78,9 +78,7 @@ _FILTERS: dict[str, tuple[Callable[[np.ndarray], np.ndarray], float]] = {
 }
 
 
-def resample_matrix(
-    in_size: int, out_size: int, *, start: float = 0.0, end: float | None = None, kind: str = "bilinear"
-) -> np.ndarray:
+def resample_matrix(in_size: int, out_size: int, *, start: float = 0.0, end: float | None = None, kind: str = "bilinear") -> np.ndarray:
     """``[out_size, in_size]`` weights of PIL's resampling of ``[start, end)`` onto ``out_size`` pixels.
 
     Port of ``precompute_coeffs`` in Pillow's ``Resample.c``: when shrinking, the filter is
@@ -107,8 +105,7 @@ def apply_resample(image: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.
     uint8 inputs come back as uint8, rounded and clipped; PIL rounds after each of its two
     passes instead of once, so the two can differ by 1.
     """
-    out = np.einsum("oh,...hwc,pw->...opc", rows.astype(np.float32), image.astype(np.float32),
-                    cols.astype(np.float32), optimize=True)
+    out = np.einsum("oh,...hwc,pw->...opc", rows.astype(np.float32), image.astype(np.float32), cols.astype(np.float32), optimize=True)
     if image.dtype == np.uint8:
         return np.clip(np.rint(out), 0, 255).astype(np.uint8)
     return out

@@ -97,9 +97,7 @@ def sharpness(img: np.ndarray, factor: float) -> np.ndarray:
     """
     x = img.astype(np.float32)
     kernel_sum = (
-        x[:-2, :-2] + x[:-2, 1:-1] + x[:-2, 2:]
-        + x[1:-1, :-2] + 5 * x[1:-1, 1:-1] + x[1:-1, 2:]
-        + x[2:, :-2] + x[2:, 1:-1] + x[2:, 2:]
+        x[:-2, :-2] + x[:-2, 1:-1] + x[:-2, 2:] + x[1:-1, :-2] + 5 * x[1:-1, 1:-1] + x[1:-1, 2:] + x[2:, :-2] + x[2:, 1:-1] + x[2:, 2:]
     )
     smooth = img.copy()
     smooth[1:-1, 1:-1] = np.clip(np.floor(kernel_sum / 13 + 0.5), 0, 255).astype(np.uint8)

@@ -177,7 +177,9 @@ def build_frame_cache(name: str, splits: dict[str, list[Recording]], root: Path,
     tmp.mkdir(parents=True)
     for split, items in splits.items():
         frames = np.lib.format.open_memmap(
-            tmp / f"{split}_frames.npy", mode="w+", dtype=np.float32,
+            tmp / f"{split}_frames.npy",
+            mode="w+",
+            dtype=np.float32,
             shape=(len(items), timesteps, FRAME_SIZE, FRAME_SIZE, SENSOR_SIZE[2]),
         )
         for i, (path, _) in enumerate(items):
@@ -234,13 +236,10 @@ def load_dvs(
         build_frame_cache(name, splits, root, timesteps, cache)
 
     train, test = (
-        ArraySource(np.load(cache / f"{s}_frames.npy", mmap_mode="r"), np.load(cache / f"{s}_labels.npy"))
-        for s in ("train", "test")
+        ArraySource(np.load(cache / f"{s}_frames.npy", mmap_mode="r"), np.load(cache / f"{s}_labels.npy")) for s in ("train", "test")
     )
     train_transform = None
     if name == "dvs_cifar10":
         train_transform = augment.chain(augment.random_hflip, functools.partial(augment.random_roll, max_shift=5))
-    info = DatasetInfo(
-        name, NUM_CLASSES[name], (FRAME_SIZE, FRAME_SIZE, SENSOR_SIZE[2]), timesteps, len(train), len(test)
-    )
+    info = DatasetInfo(name, NUM_CLASSES[name], (FRAME_SIZE, FRAME_SIZE, SENSOR_SIZE[2]), timesteps, len(train), len(test))
     return Dataset(info, train, test, IDENTITY, train_transform=train_transform)

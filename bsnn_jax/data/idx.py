@@ -68,10 +68,7 @@ def parse_idx(raw: bytes, *, name: str = "<bytes>") -> np.ndarray:
     actual = len(raw) - header_size
     if actual != expected:
         what = "truncated" if actual < expected else "has trailing bytes"
-        raise IdxFormatError(
-            f"{name}: {what}: header says shape {shape} of {dtype.name} = {expected} bytes, "
-            f"found {actual}"
-        )
+        raise IdxFormatError(f"{name}: {what}: header says shape {shape} of {dtype.name} = {expected} bytes, found {actual}")
     data = np.frombuffer(raw, dtype, offset=header_size).reshape(shape)
     return data.astype(dtype.newbyteorder("="))
 
@@ -79,7 +76,4 @@ def parse_idx(raw: bytes, *, name: str = "<bytes>") -> np.ndarray:
 def check_idx(array: np.ndarray, *, name: str, ndim: int, dtype: np.dtype) -> None:
     """Raises :class:`IdxFormatError` unless ``array`` has the rank and dtype a loader expects."""
     if array.ndim != ndim or array.dtype != dtype:
-        raise IdxFormatError(
-            f"{name}: expected a {ndim}-d {np.dtype(dtype).name} IDX array, "
-            f"got shape {array.shape} of {array.dtype.name}"
-        )
+        raise IdxFormatError(f"{name}: expected a {ndim}-d {np.dtype(dtype).name} IDX array, got shape {array.shape} of {array.dtype.name}")

@@ -48,8 +48,9 @@ class BatchBuilder:
     stays per-record and replays exactly.
     """
 
-    def __init__(self, source: Source, normalization: Normalization, *,
-                 train_transform: TrainTransform | None, eval_transform: EvalTransform | None):
+    def __init__(
+        self, source: Source, normalization: Normalization, *, train_transform: TrainTransform | None, eval_transform: EvalTransform | None
+    ):
         self.source = source
         self.normalization = normalization
         self.train_transform = train_transform
@@ -150,7 +151,8 @@ def make_loader(
     if augmenting:
         ds = ds.random_map(_with_record_seed)
     builder = BatchBuilder(
-        source, dataset.normalization,
+        source,
+        dataset.normalization,
         train_transform=dataset.train_transform if augmenting else None,
         eval_transform=None if augmenting else dataset.eval_transform,
     )

@@ -31,8 +31,9 @@ def _check_images(x: np.ndarray, key: str, path: Path) -> np.ndarray:
             f"{path}: {key} has shape {x.shape}; expected [N, H, W] or [N, H, W, C] images, "
             "or [N, T, H, W, C] event frames (add a channel axis with x[..., None] if needed)"
         )
-    if x.dtype == np.bool_ or not (x.dtype == np.uint8 or np.issubdtype(x.dtype, np.floating)
-                                   or (x.ndim == 5 and np.issubdtype(x.dtype, np.integer))):
+    if x.dtype == np.bool_ or not (
+        x.dtype == np.uint8 or np.issubdtype(x.dtype, np.floating) or (x.ndim == 5 and np.issubdtype(x.dtype, np.integer))
+    ):
         raise NpzFormatError(
             f"{path}: {key} has dtype {x.dtype}; images must be uint8 (0..255) or float "
             "(convert with x.astype(np.uint8) or x.astype(np.float32))"
@@ -85,20 +86,14 @@ def load_npz(path: str | os.PathLike, *, timesteps: int | None = None) -> Datase
     """
     path = Path(path).expanduser()
     if not path.is_file():
-        raise DataNotFoundError(
-            f"{path} does not exist; write it with np.savez(path, x_train=..., y_train=..., x_test=..., y_test=...)"
-        )
+        raise DataNotFoundError(f"{path} does not exist; write it with np.savez(path, x_train=..., y_train=..., x_test=..., y_test=...)")
     arrays = _read_arrays(path)
     x_train = _check_images(arrays["x_train"], "x_train", path)
     x_test = _check_images(arrays["x_test"], "x_test", path)
     if x_train.shape[1:] != x_test.shape[1:]:
-        raise NpzFormatError(
-            f"{path}: x_train examples have shape {x_train.shape[1:]} but x_test {x_test.shape[1:]}"
-        )
+        raise NpzFormatError(f"{path}: x_train examples have shape {x_train.shape[1:]} but x_test {x_test.shape[1:]}")
     if (x_train.dtype == np.uint8) != (x_test.dtype == np.uint8):
-        raise NpzFormatError(
-            f"{path}: x_train is {x_train.dtype} but x_test is {x_test.dtype}; store both as uint8 or both as float"
-        )
+        raise NpzFormatError(f"{path}: x_train is {x_train.dtype} but x_test is {x_test.dtype}; store both as uint8 or both as float")
     y_train = _check_labels(arrays["y_train"], "y_train", len(x_train), path)
     y_test = _check_labels(arrays["y_test"], "y_test", len(x_test), path)
     if len(x_train) == 0:
@@ -115,7 +110,11 @@ def load_npz(path: str | os.PathLike, *, timesteps: int | None = None) -> Datase
         normalization = Normalization.from_data(x_train, scale)
     num_classes = int(max(y_train.max(), y_test.max(initial=0))) + 1
     info = DatasetInfo(
-        f"npz:{path}", num_classes, tuple(x_train.shape[-3:]), x_train.shape[1] if events else None,
-        len(x_train), len(x_test),
+        f"npz:{path}",
+        num_classes,
+        tuple(x_train.shape[-3:]),
+        x_train.shape[1] if events else None,
+        len(x_train),
+        len(x_test),
     )
     return Dataset(info, ArraySource(x_train, y_train), ArraySource(x_test, y_test), normalization)

@@ -88,9 +88,7 @@ def build_instructions(tfds_name: str, data_dir: Path) -> str:
     )
 
 
-def open_splits(
-    tfds_name: str, splits: tuple[str, ...], data_dir: str | os.PathLike | None, *, download: bool
-) -> list[RecordView]:
+def open_splits(tfds_name: str, splits: tuple[str, ...], data_dir: str | os.PathLike | None, *, download: bool) -> list[RecordView]:
     """Random-access sources of ``splits``, as ``{"image", "label"}`` records.
 
     Raises:
@@ -100,16 +98,19 @@ def open_splits(
     missing = missing_files(tfds_name, splits, root)
     if missing is not None and not download:
         raise DataNotFoundError(
-            f"tfds dataset {tfds_name!r} is not prepared for random access under {root}: {missing}.\n"
-            + build_instructions(tfds_name, root)
+            f"tfds dataset {tfds_name!r} is not prepared for random access under {root}: {missing}.\n" + build_instructions(tfds_name, root)
         )
     sources = _tfds().data_source(tfds_name, split=list(splits), data_dir=str(root), download=download)
     return [RecordView(source) for source in sources]
 
 
 def cifar(
-    name: str, data_dir: str | os.PathLike | None = None, *, autoaugment: bool = False,
-    cutout: bool = True, download: bool = False,
+    name: str,
+    data_dir: str | os.PathLike | None = None,
+    *,
+    autoaugment: bool = False,
+    cutout: bool = True,
+    download: bool = False,
 ) -> Dataset:
     """CIFAR-10 or CIFAR-100 with the papers' training augmentation.
 
@@ -136,9 +137,7 @@ def imagenet(data_dir: str | os.PathLike | None = None) -> Dataset:
     ImageNet, so there is no ``download`` option.
     """
     train, test = open_splits("imagenet2012", ("train", "validation"), data_dir, download=False)
-    train_transform = augment.chain(
-        functools.partial(augment.random_resized_crop, size=224), augment.random_hflip
-    )
+    train_transform = augment.chain(functools.partial(augment.random_resized_crop, size=224), augment.random_hflip)
     eval_transform = functools.partial(augment.resize_center_crop, resize_to=256, crop=224)
     info = DatasetInfo("imagenet", 1000, (224, 224, 3), None, len(train), len(test))
     return Dataset(info, train, test, IMAGENET_NORMALIZATION, train_transform, eval_transform)

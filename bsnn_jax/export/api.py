@@ -153,25 +153,27 @@ def export_run(
     first N examples of the run's test split (:func:`agreement`); the result gets ``"verify"``.
     """
     from bsnn_jax.data.base import read_batch
-    from bsnn_jax.train.loop import restore  # the training stack is only needed here
+    from bsnn_jax.train.restore import restore  # loading .bsnn files needs no training stack
 
     out = Path(out)
     if out.exists() and not kwargs.get("force", False):  # before the (slow) restore
         raise ExportError(f"{out} already exists; choose another --out or pass --force to overwrite it")
-    run, state, step = restore(workdir, step=step, best=best)
-    model = run.defs.model(state.params, state.model_state)
-    source = {"workdir": str(Path(workdir).absolute()), "step": step, "dataset": run.config.dataset.name}
-    result = save(model, run.model_description, out, normalization=run.dataset.normalization, source=source, **kwargs)
-    result["step"] = step
+    restored = restore(workdir, step=step, best=best)
+    model, dataset = restored.model, restored.dataset
+    source = {"workdir": str(Path(workdir).absolute()), "step": restored.step, "dataset": restored.config.dataset.name}
+    result = save(model, restored.description, out, normalization=dataset.normalization, source=source, **kwargs)
+    result["step"] = restored.step
     if verify:
-        records = read_batch(run.dataset.test, range(min(verify, len(run.dataset.test))))
-        images = run.dataset.normalization(np.stack([r["image"] for r in records]))
+        records = read_batch(dataset.test, range(min(verify, len(dataset.test))))
+        images = dataset.normalization(np.stack([r["image"] for r in records]))
         labels = np.array([r["label"] for r in records])
         result["verify"] = agreement(model, load(out), images, labels)
     return result
 
 
-def agreement(model: nnx.Module, packed: PackedModel, images: np.ndarray, labels: np.ndarray | None = None, *, batch_size: int = 256) -> dict[str, Any]:
+def agreement(
+    model: nnx.Module, packed: PackedModel, images: np.ndarray, labels: np.ndarray | None = None, *, batch_size: int = 256
+) -> dict[str, Any]:
     """How the packed model's predictions compare with the float ``model``'s on normalized ``images``.
 
     Returns ``{"examples", "identical_predictions"`` (fraction of equal argmax of the mean-over-T
@@ -281,4 +283,3 @@ def load(path: str | os.PathLike) -> PackedModel:
     if arrays:
         raise fileformat.ExportFormatError(f"{path}: tensors {sorted(arrays)[:4]} do not belong to the architecture in its manifest")
     return PackedModel(nnx.merge(graphdef, nnx.from_flat_state(flat)), manifest)
-

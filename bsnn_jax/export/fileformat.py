@@ -80,7 +80,9 @@ def read(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, np.ndarray]
     path = Path(path)
     blob = path.read_bytes()
     if len(blob) < HEADER_BYTES:
-        raise ExportFormatError(f"{path}: {len(blob)} bytes, shorter than the {HEADER_BYTES}-byte header: the file is truncated or not a bsnn export")
+        raise ExportFormatError(
+            f"{path}: {len(blob)} bytes, shorter than the {HEADER_BYTES}-byte header: the file is truncated or not a bsnn export"
+        )
     magic, version, meta_len, payload_len, digest = _HEADER.unpack_from(blob)
     if magic != MAGIC:
         raise ExportFormatError(f"{path}: not a bsnn export file (starts with {magic!r}, expected {MAGIC!r}); write one with bsnn export")

@@ -36,9 +36,9 @@ from bsnn_jax import ops
 from bsnn_jax.export.bits import pack_signs_jax, unpack_signs_jax
 from bsnn_jax.models import ConvUnit
 from bsnn_jax.nn import AGMM
-from bsnn_jax.ops import conv2d
-from bsnn_jax.nn.online import submodule
+from bsnn_jax.nn.online_state import submodule
 from bsnn_jax.nn.time import time_map
+from bsnn_jax.ops import conv2d
 
 
 class SignBits(nnx.Variable):

@@ -1,7 +1,7 @@
 """Spikes, firing rates and operation counts measured on data (AGMM Fig. 8 and Table 2).
 
 ``nnx.capture`` records the output of every ``nn.LIF`` call, so spiking layers need no hooks;
-weight layers sow their mean input and MACs when their ``record`` flag is on.
+weight layers sow their mean input and MACs in a recording view (``nn.recording``).
 A firing rate is the mean of one LIF layer's spikes over (T, B, H, W, C) (Q-SNN appends
 ``out.mean()`` per LIF; methods-spec 1.6).
 """
@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from bsnn_jax.nn import LIF, SynapticLayer
+from bsnn_jax.nn import LIF, SynapticLayer, recording
 from bsnn_jax.ops import compiler
 
 
@@ -83,16 +83,6 @@ class Activity:
         return float(np.mean(list(self.firing_rates.values()))) if self.firing_rates else float("nan")
 
 
-def _recording_copy(model: nnx.Module) -> nnx.Module:
-    # A second graph over the same arrays: turning recording on there leaves the user's model
-    # (and any graphdef a jitted train step holds) untouched.
-    copy = nnx.merge(*nnx.split(model))
-    for _, module in nnx.iter_graph(copy):
-        if isinstance(module, SynapticLayer):
-            module.record = True
-    return copy
-
-
 def activity_fn(model: nnx.Module):
     """A jitted ``f(x) -> (logits, recorded)`` that runs ``model`` in evaluation mode and records
     every LIF's firing rate (``"<path>.spike_rate"``) and every weight layer's mean input and MACs.
@@ -100,7 +90,7 @@ def activity_fn(model: nnx.Module):
     The model's current parameters are read at each call, so one function serves a whole
     training run.
     """
-    copy = _recording_copy(model)
+    copy = recording(model)  # a view: the user's model (and a train step's graphdef) keep their modes
     copy.eval()
     graphdef, _ = nnx.split(copy)
 
@@ -131,8 +121,7 @@ def measure_activity(model: nnx.Module, batches: Iterable[jax.Array]) -> Activit
     return Activity(
         firing_rates={k.removesuffix(".spike_rate"): v for k, v in mean.items() if k.endswith(".spike_rate")},
         synapses={
-            path: Synapse(mean[f"{path}.input_rate"], mean[f"{path}.macs_per_step"], layer.spike_input)
-            for path, layer in layers.items()
+            path: Synapse(mean[f"{path}.input_rate"], mean[f"{path}.macs_per_step"], layer.spike_input) for path, layer in layers.items()
         },
         timesteps=int(model.timesteps),
     )

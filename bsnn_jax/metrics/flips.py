@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 from flax import nnx
@@ -49,26 +51,28 @@ def flip_ratio(before: Kernels, after: Kernels) -> jax.Array:
     return flipped / total
 
 
+@dataclasses.dataclass
 class StepFlipRatio:
     """Larq's ``FlipRatio``: the mean over the steps of an epoch of the fraction of weights
     whose sign changed in that step, ``sum_k ratio_k / K`` (Helwegen et al. 2019).
 
     Larq keeps one per layer; this pools the layers, weighting each by its size, to sit beside
-    Eq. 8's pooled ratio. Feed it the jitted step's ``count_flips`` results.
+    Eq. 8's pooled ratio. Feed it the jitted step's ``count_flips`` results. Its two fields are
+    its whole state (a checkpoint keeps them with ``dataclasses.asdict``).
     """
 
-    def __init__(self):
-        self.reset()
+    ratio_sum: float = 0.0
+    steps: int = 0
 
     def reset(self) -> None:
-        self._sum, self._steps = 0.0, 0
+        self.ratio_sum, self.steps = 0.0, 0
 
     def update(self, flipped, total: int) -> None:
-        self._sum += float(flipped) / total
-        self._steps += 1
+        self.ratio_sum += float(flipped) / total
+        self.steps += 1
 
     def result(self) -> float:
-        return self._sum / self._steps if self._steps else float("nan")
+        return self.ratio_sum / self.steps if self.steps else float("nan")
 
 
 def gradient_stats(grads: Kernels) -> dict[str, tuple[jax.Array, jax.Array]]:

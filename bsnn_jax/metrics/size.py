@@ -67,10 +67,7 @@ class SizeReport:
             "full_precision_params": self.total_params - self.binary_params,
             "total_bytes": self.total_bytes,
             "size_mb": self.size_mb,
-            "layers": [
-                {"path": r.path, "shape": list(r.shape), "bits": r.bits, "params": r.params, "bytes": r.bytes}
-                for r in self.rows
-            ],
+            "layers": [{"path": r.path, "shape": list(r.shape), "bits": r.bits, "params": r.params, "bytes": r.bytes} for r in self.rows],
         }
 
 

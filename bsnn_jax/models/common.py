@@ -13,6 +13,10 @@ from bsnn_jax.nn import AGMM, LIF, BatchNorm, BinaryConv
 from bsnn_jax.nn.layers import CONV_OUTPUT
 
 
+class ModelInputError(ValueError):
+    """Input a model cannot take (shape, frame size, time steps); the message says what fits."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Variant:
     """What the ablation compares: full-precision SNN, vanilla BSNN, and BSNN with AGMM."""
@@ -121,6 +125,11 @@ class SpikingNet(nnx.Module):
     def _init_net(self, name: str, input_shape, timesteps: int) -> None:
         self.name, self.input_shape, self.timesteps, self.online = name, tuple(input_shape), timesteps, False
 
+    def set_view(self, online: bool | None = None):
+        """Online mode (``nn.online``): each call is one time step."""
+        if online is not None:
+            self.online = online
+
     def run_stem(self, stem: nnx.Module, x: jax.Array) -> jax.Array:
         """Checks ``x`` and runs the full-precision stem over time (``apply_stem``)."""
         steps = 1 if self.online else self.timesteps
@@ -133,7 +142,7 @@ def check_input(x: jax.Array, input_shape: tuple[int, int, int], timesteps: int,
     x_shape = tuple(x.shape)
     h, w, c = input_shape
     if x.ndim not in (4, 5) or x_shape[-3:] != (h, w, c):
-        raise ValueError(
+        raise ModelInputError(
             f"{model} was built for inputs [T, B, {h}, {w}, {c}] (time-major) or static images "
             f"[B, {h}, {w}, {c}], got shape {x_shape}; rebuild it with input_shape=(H, W, C) of your data "
             "or transpose NCHW data to NHWC"
@@ -141,7 +150,7 @@ def check_input(x: jax.Array, input_shape: tuple[int, int, int], timesteps: int,
     if not jnp.issubdtype(x.dtype, jnp.floating):
         raise TypeError(f"{model} expects floating-point input, got {x.dtype}; convert and normalise images first")
     if x.ndim == 5 and x.shape[0] != timesteps:
-        raise ValueError(f"{model} was built for T={timesteps} time steps, got input with T={x.shape[0]}")
+        raise ModelInputError(f"{model} was built for T={timesteps} time steps, got input with T={x.shape[0]}")
 
 
 def apply_stem(stem: nnx.Module, x: jax.Array, timesteps: int) -> jax.Array:

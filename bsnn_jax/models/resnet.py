@@ -49,7 +49,9 @@ class BiRealBlock(nnx.Module):
 class Stem(nnx.Module):
     """Full-precision first conv + BN (+ maxpool 3/2 for ImageNet)."""
 
-    def __init__(self, in_features: int, out_features: int, kernel_size: int, stride: int, maxpool: bool, opts: NetOptions, *, rngs: nnx.Rngs):
+    def __init__(
+        self, in_features: int, out_features: int, kernel_size: int, stride: int, maxpool: bool, opts: NetOptions, *, rngs: nnx.Rngs
+    ):
         self.unit = ConvUnit(in_features, out_features, opts, kernel_size=kernel_size, strides=stride, binarizable=False, rngs=rngs)
         self.maxpool, self.time_fold = maxpool, opts.time_fold
 

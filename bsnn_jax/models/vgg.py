@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from bsnn_jax.models.common import ConvUnit, NetOptions, SpikingNet, remat_call
+from bsnn_jax.models.common import ConvUnit, ModelInputError, NetOptions, SpikingNet, remat_call
 from bsnn_jax.nn import BinaryLinear, pool
 
 VGGSNN = (64, 128, "A", 256, 256, "A", 512, 512, "A", 512, 512, "A")
@@ -49,13 +49,16 @@ class SpikingVGG(SpikingNet):
                 h, w = h // 2, w // 2
                 continue
             first = not units
-            units.append(
-                ConvUnit(channels, item, opts, binarizable=not first, use_bias=first and first_conv_bias, rngs=rngs)
-            )
+            units.append(ConvUnit(channels, item, opts, binarizable=not first, use_bias=first and first_conv_bias, rngs=rngs))
             lifs.append(opts.lif())
             channels = item
         if h < 1 or w < 1:
-            raise ValueError(f"input {input_shape} is too small for {self.cfg.count('A')} 2x2 poolings")
+            pools = self.cfg.count("A")
+            raise ModelInputError(
+                f"input_shape {tuple(input_shape)} is too small for {name}: its {pools} 2x2 poolings need frames of at "
+                f"least {2**pools}x{2**pools}; reshape or pad the data to that (a 1-d signal of length L fits as "
+                f"[N, H, W] with H*W = L), or use a model that takes any frame size, such as resnet19"
+            )
         self.units, self.lifs = nnx.List(units), nnx.List(lifs)
         features = channels if head == "gap" else h * w * channels
         self.fc = BinaryLinear(features, num_classes, binary=False, rngs=rngs)

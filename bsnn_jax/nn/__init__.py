@@ -12,7 +12,8 @@ from bsnn_jax.nn.layers import (
     Trace,
     pool,
 )
-from bsnn_jax.nn.online import OnlineState, load_online_state, reset_online_state, set_online
+from bsnn_jax.nn.modes import latent_free, online, recording
+from bsnn_jax.nn.online_state import OnlineState, load_online_state, reset_online_state
 from bsnn_jax.nn.time import default_time_fold, time_map
 
 __all__ = [
@@ -27,9 +28,11 @@ __all__ = [
     "SynapticLayer",
     "Trace",
     "default_time_fold",
+    "latent_free",
     "load_online_state",
+    "online",
     "pool",
+    "recording",
     "reset_online_state",
-    "set_online",
     "time_map",
 ]

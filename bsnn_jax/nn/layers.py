@@ -59,14 +59,14 @@ class SynapticLayer(nnx.Module):
     ``binarizable`` marks the layers the binary variants binarize (default: ``binary``), so the
     flip ratio of AGMM Eq. 8 looks at the same layers in the full-precision variant too.
 
-    With ``record=True`` (set by ``bsnn_jax.metrics`` on a copy of the model, under
-    ``nnx.capture``), each call sows the mean of its input and its MACs per sample and time step.
+    Modes, set on a view of the model (``nn.modes``, through ``nnx.view``):
 
-    With ``latent_free=True`` (set by ``optim.latent_free``) a binary kernel is used as stored,
-    +-1, with no scale and no straight-through estimator.
-
-    With ``online=True`` (set by ``nn.online``) a spike-input layer keeps the presynaptic trace
-    of its input across calls and takes its weight gradient from it (``ops.trace_gradient``).
+    - ``record=True`` (``nn.recording``, used by ``bsnn_jax.metrics`` under ``nnx.capture``): each
+      call sows the mean of its input and its MACs per sample and time step.
+    - ``latent_free=True`` (``nn.latent_free``): a binary kernel is used as stored, +-1, with no
+      scale and no straight-through estimator.
+    - ``online=True`` (``nn.online``): a spike-input layer keeps the presynaptic trace of its
+      input across calls and takes its weight gradient from it (``ops.trace_gradient``).
 
     ``compute_dtype`` (e.g. ``"bfloat16"``) runs the linear map, forward and backward, in that
     precision: input and weight are cast to it, the output is cast back to the input's dtype, so
@@ -85,10 +85,23 @@ class SynapticLayer(nnx.Module):
         self.kernel = (BinaryParam if binary else nnx.Param)(init(rngs.params(), shape))
         self.bias = nnx.Param(jnp.zeros(shape[-1:])) if use_bias else None
 
+    def set_view(
+        self, latent_free: bool | None = None, online: bool | None = None, trace_decay: float | None = None, record: bool | None = None
+    ):
+        """The layer's modes, set by ``nnx.view`` (see ``nn.modes``); ``None`` keeps a mode as it is."""
+        if latent_free is not None:
+            self.latent_free = latent_free and self.binary
+        if online is not None:
+            self.online = online
+        if trace_decay is not None:
+            self.trace_decay = trace_decay
+        if record is not None:
+            self.record = record
+
     def weight(self, dtype) -> jax.Array:
         """The kernel as used in the forward pass: ``binarize(kernel)`` (AGMM Eq. 5), or the kernel
         itself for a full-precision layer and for a latent-free binary one (``latent_free=True``,
-        set by ``optim.latent_free``: its kernel already is +-1 and its gradient is the plain
+        set by ``nn.latent_free``: its kernel already is +-1 and its gradient is the plain
         ``dL/dW`` the BSO rules expect, as the BSO code's ``QuantConv2d``)."""
         w = self.kernel[...]
         return (ops.binarize(w) if self.binary and not self.latent_free else w).astype(dtype)
@@ -230,6 +243,11 @@ class LIF(nnx.Module):
         self.surrogate, self.beta, self.unroll = surrogate, beta, unroll
         self.online, self.membrane = False, nnx.data(None)
 
+    def set_view(self, online: bool | None = None):
+        """Online mode (``nn.online``): continue from the membrane the last call left."""
+        if online is not None:
+            self.online = online
+
     def __call__(self, x: jax.Array) -> jax.Array:
         u0 = self.membrane[...] if self.online and self.membrane is not None else None
         spikes, u = ops.lif_scan(
@@ -255,6 +273,11 @@ class AGMM(nnx.Module):
     Online, where the input is one time step, ``time_index`` (an int or a traced scalar, set by
     ``nn.online``) says which alpha[t] applies.
     """
+
+    def set_view(self, online: bool | None = None, t=None):
+        """Online mode (``nn.online``): the next call is time step ``t``."""
+        if online is not None:
+            self.time_index = t if online else None
 
     def __init__(self, timesteps: int, *, alpha_init: float = 1.0):
         if timesteps < 1:

@@ -1,10 +1,22 @@
 """Pure-function primitives of binary spiking networks; usable from any JAX code, no Flax."""
 
 from bsnn_jax.ops.agmm import agmm
-from bsnn_jax.ops.conv import conv2d
 from bsnn_jax.ops.binarize import binarize, channel_scale, sign_ste
+from bsnn_jax.ops.conv import conv2d
 from bsnn_jax.ops.lif import lif_scan, lif_step
-from bsnn_jax.ops.online import presynaptic_trace, trace_gradient
 from bsnn_jax.ops.spike import SURROGATES, spike
+from bsnn_jax.ops.trace import presynaptic_trace, trace_gradient
 
-__all__ = ["SURROGATES", "agmm", "binarize", "channel_scale", "conv2d", "lif_scan", "lif_step", "presynaptic_trace", "sign_ste", "spike", "trace_gradient"]
+__all__ = [
+    "SURROGATES",
+    "agmm",
+    "binarize",
+    "channel_scale",
+    "conv2d",
+    "lif_scan",
+    "lif_step",
+    "presynaptic_trace",
+    "sign_ste",
+    "spike",
+    "trace_gradient",
+]

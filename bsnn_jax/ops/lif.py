@@ -89,9 +89,7 @@ def lif_scan(
         raise ValueError(f"u0 has shape {u0.shape}, expected x.shape[1:] = {x.shape[1:]}")
 
     def step(u, x_t):
-        return lif_step(
-            u, x_t, tau=tau, v_th=v_th, reset=reset, detach_reset=detach_reset, surrogate=surrogate, beta=beta
-        )
+        return lif_step(u, x_t, tau=tau, v_th=v_th, reset=reset, detach_reset=detach_reset, surrogate=surrogate, beta=beta)
 
     u_last, spikes = lax.scan(step, u0, x, unroll=unroll)
     return (spikes, u_last) if return_membrane else spikes

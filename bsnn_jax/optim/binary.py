@@ -18,7 +18,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from bsnn_jax.nn import BinaryParam, SynapticLayer
+from bsnn_jax.nn import BinaryParam
 from bsnn_jax.ops import sign_ste
 
 BINARY, FP = "binary", "fp"
@@ -83,8 +83,7 @@ def binary_labels(is_binary: Any) -> Callable[[optax.Params], optax.Params]:
         missing = [p for p in paths if not any(q[: len(p)] == p for q in leaf_paths)]
         if missing:
             raise ValueError(
-                f"binary kernels {missing} are not in the parameter tree; build the labels from the "
-                "same parameters the optimizer sees"
+                f"binary kernels {missing} are not in the parameter tree; build the labels from the same parameters the optimizer sees"
             )
 
         def label(path, _):
@@ -135,29 +134,12 @@ def binary_partition(
 def sign_binary_kernels(model: nnx.Module) -> None:
     """Set every ``BinaryParam`` of ``model`` to ``sign(w)`` in {-1, +1} (``sign(0) = +1``), in place.
 
-    The start of latent-weight-free training: the BSO code keeps the kaiming init and signs it
-    inside its first step (it writes ``sign(flip * w)``); flip optimizers here keep ``|w|``, so
-    sign first. For +-gamma kernels instead, ``nnx.update(model, jax.tree.map(ops.binarize,
+    The start of latent-weight-free training (``nn.latent_free`` does it on its copy): the BSO
+    code keeps the kaiming init and signs it inside its first step (it writes ``sign(flip * w)``);
+    flip optimizers here keep ``|w|``, so sign first. For +-gamma kernels instead, ``nnx.update(model, jax.tree.map(ops.binarize,
     nnx.state(model, BinaryParam)))``.
     """
     nnx.update(model, jax.tree.map(sign_ste, nnx.state(model, BinaryParam)))
-
-
-def latent_free(model: nnx.Module) -> nnx.Module:
-    """Prepares ``model`` (in place) for latent-weight-free training by a flip optimizer; returns it.
-
-    Every ``BinaryParam`` becomes ``sign(w)`` in {-1, +1} (:func:`sign_binary_kernels`) and every
-    binary layer uses its kernel as stored (``SynapticLayer.latent_free``): the forward pass is
-    unchanged (``binarize`` of a +-1 kernel is itself, its per-channel scale being 1), and the
-    kernel's gradient is the plain ``G = dL/dW`` of BSO Eq. 11, not the straight-through,
-    scale-corrected gradient of a latent weight (AGMM Eq. 5). This is the BSO code's
-    ``QuantConv2d``: a conv of +-1 weights, no scale, BatchNorm after it.
-    """
-    sign_binary_kernels(model)
-    for _, module in nnx.iter_graph(model):
-        if isinstance(module, SynapticLayer) and module.binary:
-            module.latent_free = True
-    return model
 
 
 def sign_kernels(params: optax.Params, is_binary: Any) -> optax.Params:

@@ -339,4 +339,3 @@ def t_bso(
         eps=eps,
         eps_outside_sqrt=eps_outside_sqrt,
     )
-

@@ -46,7 +46,9 @@ def tree_signature(tree: Any) -> list[list[str]]:
     """``[[path, shape, dtype], ...]`` of every array in ``tree``: what a checkpoint must match."""
     out = []
     for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
-        out.append([jax.tree_util.keystr(path), "x".join(map(str, getattr(leaf, "shape", ()))), str(getattr(leaf, "dtype", type(leaf).__name__))])
+        out.append(
+            [jax.tree_util.keystr(path), "x".join(map(str, getattr(leaf, "shape", ()))), str(getattr(leaf, "dtype", type(leaf).__name__))]
+        )
     return out
 
 
@@ -132,7 +134,9 @@ class RunCheckpoints:
         policies: list[Any] = [checkpoint_managers.LatestN(n=keep)]
         if keep_best:
             policies.append(
-                checkpoint_managers.BestN(get_metric_fn=lambda m: m[BEST_METRIC], reverse=False, n=1, keep_checkpoints_without_metrics=False)
+                checkpoint_managers.BestN(
+                    get_metric_fn=lambda m: m[BEST_METRIC], reverse=False, n=1, keep_checkpoints_without_metrics=False
+                )
             )
         options = ocp.CheckpointManagerOptions(
             best_fn=lambda m: m[BEST_METRIC],
@@ -146,8 +150,7 @@ class RunCheckpoints:
             self.manager = ocp.CheckpointManager(self.directory, options=options, item_names=("state", "meta"))
         except Exception as e:  # noqa: BLE001 - orbax raises many kinds on damaged directories
             raise CheckpointError(
-                f"could not open the checkpoints in {self.directory}: {type(e).__name__}: {e}. "
-                + _fix_hint(self.directory)
+                f"could not open the checkpoints in {self.directory}: {type(e).__name__}: {e}. " + _fix_hint(self.directory)
             ) from e
 
     # ---------------------------------------------------------------------------------------
@@ -207,7 +210,33 @@ class RunCheckpoints:
             state = self.codec.decode(state)
         return state, meta
 
-    def check_fingerprint(self, saved: dict[str, Any] | None, step: int) -> None:
+    def restore_model(self, step: int, target: Any) -> Any:
+        """Restores only ``step``, ``params`` and ``model_state`` of checkpoint ``step`` (the model,
+        for inference) into ``target``, a ``TrainState`` whose ``opt_state`` and ``rng`` are ``None``.
+
+        The run's model and dataset must match the checkpoint's, and every array of ``target``
+        must be in it with the same shape and dtype.
+        """
+        meta = self.read_meta(step)
+        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
+        if self.codec is not None:
+            abstract = self.codec.encode(abstract)
+        self.check_fingerprint(meta.get("fingerprint"), step, arrays=tree_signature(abstract))
+        # A dict of the wanted fields: Orbax's partial restore skips the optimizer state, whose
+        # structure an inference-only target does not know.
+        wanted = {"step": abstract.step, "params": abstract.params, "model_state": abstract.model_state}
+        try:
+            args = ocp.args.PyTreeRestore(wanted, restore_args=ocp.checkpoint_utils.construct_restore_args(wanted), partial_restore=True)
+            restored = self.manager.restore(step, args=ocp.args.Composite(state=args))
+        except Exception as e:  # noqa: BLE001
+            raise self._damaged(step, e) from e
+        state = target.replace(**restored["state"])
+        return self.codec.decode(state) if self.codec is not None else state
+
+    def check_fingerprint(self, saved: dict[str, Any] | None, step: int, *, arrays: list[list[str]] | None = None) -> None:
+        """Raises a :class:`CheckpointError` unless checkpoint ``step`` (its ``saved`` fingerprint)
+        belongs to this run: the same model and dataset, and the same arrays (all of them, or
+        those listed in ``arrays`` when only part of the state is restored)."""
         where = f"checkpoint {step} in {self.directory}"
         if not saved:
             raise CheckpointError(f"{where} has no run fingerprint: it was not written by bsnn train. " + _fix_hint(self.directory))
@@ -219,10 +248,17 @@ class RunCheckpoints:
             a, b = saved.get("model", {}).get(key), mine["model"].get(key)
             if a != b:
                 problems.append(f"model.{key} {a!r} there, {b!r} here")
-        if not problems and saved.get("state_digest") != mine["state_digest"]:
-            theirs = {p: f"{s} {d}" for p, s, d in saved.get("state_signature", [])}
-            ours = {p: f"{s} {d}" for p, s, d in mine["state_signature"]}
-            differing = [p for p in sorted(set(theirs) | set(ours)) if theirs.get(p) != ours.get(p)]
+        theirs = {p: f"{s} {d}" for p, s, d in saved.get("state_signature", [])}
+        ours = {p: f"{s} {d}" for p, s, d in (arrays if arrays is not None else mine["state_signature"])}
+        if arrays is not None:
+            differing = [p for p in sorted(ours) if theirs.get(p) != ours[p]]
+        else:
+            differing = (
+                []
+                if saved.get("state_digest") == mine["state_digest"]
+                else [p for p in sorted(set(theirs) | set(ours)) if theirs.get(p) != ours.get(p)]
+            )
+        if not problems and differing:
             shown = ", ".join(f"{p}: {theirs.get(p, 'absent')} there, {ours.get(p, 'absent')} here" for p in differing[:4])
             problems.append(
                 f"the saved arrays differ ({len(differing)} of them, e.g. {shown}); the optimizer settings "
@@ -235,7 +271,9 @@ class RunCheckpoints:
         others = [s for s in self.all_steps() if s != step]
         alt = (
             f"move it aside (mv {self.directory / str(step)} {self.directory / (str(step) + '.damaged')}) "
-            f"to resume from step {max(others)} instead" if others else "move it aside to start over"
+            f"to resume from step {max(others)} instead"
+            if others
+            else "move it aside to start over"
         )
         return CheckpointError(
             f"checkpoint {step} in {self.directory} cannot be read ({type(error).__name__}: {error}); it was "

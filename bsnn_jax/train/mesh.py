@@ -17,6 +17,10 @@ DATA_AXIS = "data"
 DISTRIBUTED_ENV = "BSNN_DISTRIBUTED"
 
 
+class MeshError(ValueError):
+    """Devices or batch sizes that do not fit together; the message says which setting to change."""
+
+
 def initialize_distributed(enabled: bool = False) -> bool:
     """Calls ``jax.distributed.initialize()`` (multi-host) when ``enabled`` or when the
     environment variable ``BSNN_DISTRIBUTED=1`` asks for it; returns whether it did.
@@ -43,9 +47,9 @@ def make_mesh(num_devices: int | None = None, devices: list[Any] | None = None) 
         available = jax.devices()
         n = num_devices or len(available)
         if n > len(available):
-            raise ValueError(f"asked for {n} devices but only {len(available)} are visible ({jax.default_backend()})")
+            raise MeshError(f"asked for {n} devices but only {len(available)} are visible ({jax.default_backend()})")
         if n < len(available) and jax.process_count() > 1:
-            raise ValueError("a subset of the devices can only be used in a single-process run")
+            raise MeshError("a subset of the devices can only be used in a single-process run")
         devices = available[:n]
     return jax.make_mesh((len(devices),), (DATA_AXIS,), (jax.sharding.AxisType.Auto,), devices=devices)
 
@@ -64,12 +68,12 @@ def check_batch_size(global_batch: int, mesh: Mesh) -> None:
     """Raises a clear error unless the global batch splits evenly over the mesh and processes."""
     n = mesh.devices.size
     if global_batch % n:
-        raise ValueError(
+        raise MeshError(
             f"batch size {global_batch} does not split over {n} devices; use a multiple of {n} "
             f"(--config.batch_size=...) or fewer devices (--config.mesh.num_devices=...)"
         )
     if global_batch % jax.process_count():
-        raise ValueError(f"batch size {global_batch} does not split over {jax.process_count()} processes")
+        raise MeshError(f"batch size {global_batch} does not split over {jax.process_count()} processes")
 
 
 def shard_batch(batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array]:

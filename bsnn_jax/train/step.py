@@ -22,6 +22,10 @@ from bsnn_jax.train import losses
 from bsnn_jax.train.mesh import batch_sharding, replicated
 from bsnn_jax.train.state import ModelDef, TrainState
 
+# How gradients are computed: backpropagation through the T steps (this module's step) or
+# online, one step at a time (``train.online``).
+TRAIN_MODES = ("bptt", "online")
+
 Regularizer = Callable[..., jax.Array]
 """``regularizer(model=, logits=, batch=, rates=, rng=) -> scalar`` added to the loss.
 

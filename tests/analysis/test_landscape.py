@@ -1,7 +1,6 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
 
 from bsnn_jax.analysis import filter_normalized_direction, loss_surface
 

@@ -6,7 +6,9 @@ from bsnn_jax.analysis import plot_accuracy_vs_size, plot_firing_rates, plot_lan
 
 def test_every_figure_writes_a_nonblank_png(tmp_path):
     runs = {
-        "AGMM-BSNN": [{"epoch": e, "flip_ratio": 0.1 / e, "train_accuracy": 0.5 + 0.1 * e, "test_accuracy": 0.45 + 0.1 * e} for e in range(1, 4)],
+        "AGMM-BSNN": [
+            {"epoch": e, "flip_ratio": 0.1 / e, "train_accuracy": 0.5 + 0.1 * e, "test_accuracy": 0.45 + 0.1 * e} for e in range(1, 4)
+        ],
         "vanilla BSNN": [{"epoch": e, "flip_ratio": 0.2 / e, "train_accuracy": 0.4 + 0.1 * e, "test_accuracy": None} for e in range(1, 4)],
     }
     coords = np.linspace(-1, 1, 7)

@@ -52,10 +52,7 @@ def write_tfds():
 
         class Tiny(base, skip_registration=True):
             def _split_generators(self, dl_manager):
-                return {
-                    split: ((f"{split}{i}", example) for i, example in enumerate(examples))
-                    for split, examples in splits.items()
-                }
+                return {split: ((f"{split}{i}", example) for i, example in enumerate(examples)) for split, examples in splits.items()}
 
         Tiny.name = name
         Tiny(data_dir=str(data_dir), file_format="array_record").download_and_prepare()

@@ -30,7 +30,7 @@ def test_random_crop_offsets_span_0_to_2_padding():
     for _ in range(1000):
         crop = augment.random_crop(image, rng, size=32, padding=4)
         # Pixel (16, 16) sits at padded (20, 20), so in the crop at (20 - top, 20 - left).
-        (row, col), = np.argwhere(crop[..., 0] == image[16, 16, 0])
+        ((row, col),) = np.argwhere(crop[..., 0] == image[16, 16, 0])
         offsets.add((20 - row, 20 - col))
     assert offsets == {(top, left) for top in range(9) for left in range(9)}  # torchvision's range
 
@@ -114,18 +114,28 @@ PIL_OPS = {
     "sharpness": (lambda x: aa.sharpness(x, 1.8), lambda p: ImageEnhance.Sharpness(p).enhance(1.8)),
     "posterize": (lambda x: aa.posterize(x, 5), lambda p: ImageOps.posterize(p, 5)),
     "solarize": (lambda x: aa.solarize(x, 113.7), lambda p: ImageOps.solarize(p, 113.7)),
-    "autocontrast": (lambda x: aa.autocontrast(x // 2 + 20),  # a low-contrast input, so there is work to do
-                     lambda p: ImageOps.autocontrast(_pil(np.asarray(p) // 2 + 20))),
+    "autocontrast": (
+        lambda x: aa.autocontrast(x // 2 + 20),  # a low-contrast input, so there is work to do
+        lambda p: ImageOps.autocontrast(_pil(np.asarray(p) // 2 + 20)),
+    ),
     "equalize": (aa.equalize, ImageOps.equalize),
     "invert": (aa.invert, ImageOps.invert),
-    "translateX": (lambda x: aa.affine(x, (1, 0, 14.5, 0, 1, 0), cubic=False),
-                   lambda p: p.transform(p.size, Image.AFFINE, (1, 0, 14.5, 0, 1, 0), fillcolor=FILL)),
-    "translateY": (lambda x: aa.affine(x, (1, 0, 0, 0, 1, -9.3), cubic=False),
-                   lambda p: p.transform(p.size, Image.AFFINE, (1, 0, 0, 0, 1, -9.3), fillcolor=FILL)),
-    "shearX": (lambda x: aa.affine(x, (1, 0.2333, 0, 0, 1, 0), cubic=True),
-               lambda p: p.transform(p.size, Image.AFFINE, (1, 0.2333, 0, 0, 1, 0), Image.BICUBIC, fillcolor=FILL)),
-    "shearY": (lambda x: aa.affine(x, (1, 0, 0, -0.3, 1, 0), cubic=True),
-               lambda p: p.transform(p.size, Image.AFFINE, (1, 0, 0, -0.3, 1, 0), Image.BICUBIC, fillcolor=FILL)),
+    "translateX": (
+        lambda x: aa.affine(x, (1, 0, 14.5, 0, 1, 0), cubic=False),
+        lambda p: p.transform(p.size, Image.AFFINE, (1, 0, 14.5, 0, 1, 0), fillcolor=FILL),
+    ),
+    "translateY": (
+        lambda x: aa.affine(x, (1, 0, 0, 0, 1, -9.3), cubic=False),
+        lambda p: p.transform(p.size, Image.AFFINE, (1, 0, 0, 0, 1, -9.3), fillcolor=FILL),
+    ),
+    "shearX": (
+        lambda x: aa.affine(x, (1, 0.2333, 0, 0, 1, 0), cubic=True),
+        lambda p: p.transform(p.size, Image.AFFINE, (1, 0.2333, 0, 0, 1, 0), Image.BICUBIC, fillcolor=FILL),
+    ),
+    "shearY": (
+        lambda x: aa.affine(x, (1, 0, 0, -0.3, 1, 0), cubic=True),
+        lambda p: p.transform(p.size, Image.AFFINE, (1, 0, 0, -0.3, 1, 0), Image.BICUBIC, fillcolor=FILL),
+    ),
     "rotate": (lambda x: aa.rotate(x, 23.3), lambda p: _rotate_with_fill(p, 23.3)),
 }
 

@@ -142,6 +142,7 @@ def test_digits_split_and_normalization():
 
 
 def test_unknown_dataset_lists_known_ones():
-    with pytest.raises(ValueError, match="unknown dataset 'mnist'.*fashion_mnist, digits, cifar10, cifar100, "
-                                         "imagenet, dvs_gesture, dvs_cifar10, npz:PATH"):
+    with pytest.raises(
+        ValueError, match="unknown dataset 'mnist'.*fashion_mnist, digits, cifar10, cifar100, imagenet, dvs_gesture, dvs_cifar10, npz:PATH"
+    ):
         data.load("mnist")

@@ -95,7 +95,7 @@ def test_gesture_reader_returns_x_y_p_t_as_written(tmp_path, dtype):
     np.save(path, np.array(KNOWN_GESTURE_EVENTS, dtype))
     events = dvs.read_gesture_events(path)
     assert events.dtype.names == ("x", "y", "p", "t")
-    x, y, p, t = (list(column) for column in zip(*KNOWN_GESTURE_EVENTS))
+    x, y, p, t = (list(column) for column in zip(*KNOWN_GESTURE_EVENTS, strict=True))
     assert events["x"].tolist() == x
     assert events["y"].tolist() == y
     assert events["p"].tolist() == [bool(v) for v in p]

@@ -10,8 +10,8 @@ from bsnn_jax.data.idx import IdxFormatError, check_idx, parse_idx, read_idx
 
 # A 2x2x3 uint8 array, written out byte by byte as the format describes it.
 UBYTE_3D = (
-    bytes([0, 0, 0x08, 3])            # magic: ubyte, 3 dimensions
-    + struct.pack(">III", 2, 2, 3)    # sizes, big-endian
+    bytes([0, 0, 0x08, 3])  # magic: ubyte, 3 dimensions
+    + struct.pack(">III", 2, 2, 3)  # sizes, big-endian
     + bytes([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 255])
 )
 

@@ -31,7 +31,7 @@ def test_each_epoch_is_a_new_permutation():
     loader = data.make_loader(index_dataset(10), batch_size=3, seed=0, shard=(0, 1))
     assert loader.steps_per_epoch == 3  # 10 // 3: each epoch drops its last partial batch
     batches = take(iter(loader), 9)
-    epochs = [sum((ids(b) for b in batches[e * 3:(e + 1) * 3]), []) for e in range(3)]
+    epochs = [sum((ids(b) for b in batches[e * 3 : (e + 1) * 3]), []) for e in range(3)]
     for epoch in epochs:
         assert len(set(epoch)) == 9 and set(epoch) <= set(range(10))
     assert epochs[0] != epochs[1] != epochs[2]

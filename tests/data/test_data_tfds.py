@@ -68,8 +68,7 @@ def test_imagenet_crops_to_224(tmp_path, write_tfds, encode_image):
     rng = np.random.default_rng(0)
     shapes = [(40, 60), (64, 48), (30, 30), (50, 80), (33, 70)]
     examples = [
-        {"image": encode_image(rng.integers(0, 256, s + (3,), dtype=np.uint8), "JPEG"), "label": 7 * i,
-         "file_name": f"n{i}.JPEG"}
+        {"image": encode_image(rng.integers(0, 256, s + (3,), dtype=np.uint8), "JPEG"), "label": 7 * i, "file_name": f"n{i}.JPEG"}
         for i, s in enumerate(shapes)
     ]
     write_tfds("imagenet2012", tmp_path, {"train": examples[:3], "validation": examples[3:]})

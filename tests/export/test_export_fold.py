@@ -209,8 +209,12 @@ def _conv_bound(x, w, scale):
     """|scale| * conv(|x|, bound(w)) by lax directly (not ops.conv2d), stride 1 and 'same'
     padding as the checked units have, on ``[T, B, H, W, C]``."""
     conv = lax.conv_general_dilated(
-        jnp.abs(x).reshape((-1,) + x.shape[2:]), _half_rounding_bound(w), (1, 1), "SAME",
-        dimension_numbers=("NHWC", "HWIO", "NHWC"), precision=lax.Precision.HIGHEST,
+        jnp.abs(x).reshape((-1,) + x.shape[2:]),
+        _half_rounding_bound(w),
+        (1, 1),
+        "SAME",
+        dimension_numbers=("NHWC", "HWIO", "NHWC"),
+        precision=lax.Precision.HIGHEST,
     )
     return jnp.abs(scale) * conv.reshape(x.shape[:2] + conv.shape[1:])
 

@@ -20,11 +20,12 @@ from flax import nnx
 from rich.console import Console
 from train.conftest import tiny_config  # tests/ is on sys.path (rootdir conftest)
 
-from bsnn_jax import cli, export, optim
+from bsnn_jax import cli, export
+from bsnn_jax import nn as bsnn_nn
 from bsnn_jax.export.packed import PackedConvUnit, to_packed
 from bsnn_jax.models import ConvUnit
 from bsnn_jax.train import fit
-from bsnn_jax.train.loop import restore
+from bsnn_jax.train.restore import restore
 
 
 def _logits(model, x):
@@ -36,17 +37,17 @@ def _logits(model, x):
 def trained(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("export") / "run"
     fit(tiny_config(), workdir, console=Console(quiet=True))
-    run, state, _ = restore(workdir)
-    model = run.defs.model(state.params, state.model_state)
-    images, labels = run.dataset.test.images, run.dataset.test.labels
+    restored = restore(workdir)
+    model, dataset = restored.model, restored.dataset
+    images, labels = dataset.test.images, dataset.test.labels
     return {
         "workdir": workdir,
         "model": model,
-        "description": run.model_description,
+        "description": restored.description,
         "images": images,
         "labels": labels,
-        "normalization": run.dataset.normalization,
-        "float_logits": _logits(model, run.dataset.normalization(images)),
+        "normalization": dataset.normalization,
+        "float_logits": _logits(model, dataset.normalization(images)),
     }
 
 
@@ -91,7 +92,7 @@ def _unit_inputs(unit, key):
 def test_each_folded_unit_computes_its_conv_bn_agmm(trained, latent_free):
     model = trained["model"]
     if latent_free:  # a BSO-style model: +-1 kernels used as stored, no gamma
-        model = optim.latent_free(nnx.merge(*nnx.split(model)))
+        model = bsnn_nn.latent_free(model)
     packed, _ = to_packed(model)
     units, folded = _units(model), _units(packed)
     assert units.keys() == folded.keys()
@@ -102,7 +103,7 @@ def test_each_folded_unit_computes_its_conv_bn_agmm(trained, latent_free):
 
 
 def test_latent_free_model_round_trips(trained, tmp_path):
-    model = optim.latent_free(nnx.merge(*nnx.split(trained["model"])))
+    model = bsnn_nn.latent_free(trained["model"])
     export.save(model, trained["description"], tmp_path / "bso.bsnn", normalization=trained["normalization"])
     loaded = export.load(tmp_path / "bso.bsnn")
     got = loaded.logits(trained["images"], batch_size=128)
@@ -121,7 +122,7 @@ def test_cli_export_and_predict(trained, packed, tmp_path, capsys):
     assert verified["float_accuracy"] == pytest.approx(np.mean(float_classes == trained["labels"][:100]))
     assert cli.main(["export", "--workdir", str(trained["workdir"]), "--out", str(out), "--force"]) == 0
     assert "of the bsnn report size" in capsys.readouterr().out
-    assert cli.main(["export", "--workdir", str(trained["workdir"]), "--out", str(out)]) == 1
+    assert cli.main(["export", "--workdir", str(trained["workdir"]), "--out", str(out)]) == 2
     assert "already exists" in capsys.readouterr().err
 
     images, labels = trained["images"], trained["labels"]
@@ -137,5 +138,5 @@ def test_cli_export_and_predict(trained, packed, tmp_path, capsys):
     assert result["predictions"] == classes.tolist() and result["num_examples"] == len(labels)
 
     np.savez(tmp_path / "float.npz", x=images.astype(np.float32))
-    assert cli.main(["predict", "--model", str(out), str(tmp_path / "float.npz")]) == 1
+    assert cli.main(["predict", "--model", str(out), str(tmp_path / "float.npz")]) == 2
     assert "pass uint8 images, or --normalized" in capsys.readouterr().err

@@ -91,7 +91,7 @@ def test_45nm_energy_worked_by_hand():
     # 4.6 * 0.028 + 0.9 * 0.045 = 0.1288 + 0.0405; 4.6 * 0.027 + 0.9 * 0.056 = 0.1242 + 0.0504;
     # 4.6 * 0.027 + 0.9 * 0.750 = 0.1242 + 0.675 (mJ, since 1e9 ops x 1 pJ = 1 mJ)
     by_hand = [0.1693, 0.1746, 0.7992]
-    for (sops_g, macs_g, _), mj in zip(TABLE2, by_hand):
+    for (sops_g, macs_g, _), mj in zip(TABLE2, by_hand, strict=True):
         assert HOROWITZ_45NM.energy(OperationCounts(sops=sops_g * 1e9, macs=macs_g * 1e9)) * 1e3 == pytest.approx(mj, rel=1e-9)
 
 

@@ -1,3 +1,5 @@
+import itertools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -23,7 +25,7 @@ def test_eq8_counts_net_flips_while_larq_counts_every_step():
     seq = [jnp.array([0.1, 0.2]), jnp.array([-0.1, 0.2]), jnp.array([0.1, 0.2]), jnp.array([0.1, 0.3])]
     assert float(flip_ratio({"w": seq[0]}, {"w": seq[-1]})) == 0.0
     metric = StepFlipRatio()
-    for before, after in zip(seq, seq[1:]):
+    for before, after in itertools.pairwise(seq):
         metric.update(*count_flips({"w": before}, {"w": after}))
     assert metric.result() == pytest.approx((0.5 + 0.5 + 0.0) / 3)
     metric.reset()
@@ -40,6 +42,7 @@ def test_flip_kernels_are_the_binarized_layers_in_every_variant():
     binary = models.create("resnet19", variant="bsnn", rngs=0, **shape)
     fp = models.create("resnet19", variant="fp", rngs=0, **shape)
     from flax import nnx
+
     from bsnn_jax.nn import BinaryParam
 
     binary_paths = {".".join(map(str, p[:-1])) for p, _ in nnx.to_flat_state(nnx.state(binary, BinaryParam))}

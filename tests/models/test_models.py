@@ -9,7 +9,14 @@ from bsnn_jax import models, nn
 from bsnn_jax.train.state import create_train_state
 from bsnn_jax.train.step import make_train_step
 
-SMALL_INPUTS = {"resnet19": (16, 16, 3), "resnet18": (32, 32, 3), "vggsnn": (32, 32, 2), "vgg11": (16, 16, 3), "small_cnn": (28, 28, 1), "reference": (8, 8, 3)}
+SMALL_INPUTS = {
+    "resnet19": (16, 16, 3),
+    "resnet18": (32, 32, 3),
+    "vggsnn": (32, 32, 2),
+    "vgg11": (16, 16, 3),
+    "small_cnn": (28, 28, 1),
+    "reference": (8, 8, 3),
+}
 # binary convs per family: the convs between the full-precision first conv and classifier
 BINARY_CONVS = {"resnet19": 16, "resnet18": 16, "vggsnn": 7, "vgg11": 7, "small_cnn": 2, "reference": 3}
 
@@ -87,14 +94,16 @@ def test_remat_recomputes_and_keeps_gradients(name):
         (value_r, grads_r), counts[remat] = compiled(remat)
         np.testing.assert_allclose(float(value_r), float(value), rtol=1e-5)
         for g, g_r in zip(jax.tree.leaves(grads), jax.tree.leaves(grads_r), strict=True):
-            np.testing.assert_allclose(np.asarray(g_r), np.asarray(g), rtol=1e-4, atol=1e-7)  # params - new params: float32 ulps of |w| ~ 0.1
+            np.testing.assert_allclose(
+                np.asarray(g_r), np.asarray(g), rtol=1e-4, atol=1e-7
+            )  # params - new params: float32 ulps of |w| ~ 0.1
     assert convolutions <= counts["conv"] < counts["block"]
 
 
 def test_neuron_options_reach_every_lif():
     model = models.create("small_cnn", neuron={"surrogate": "sigmoid", "beta": 4.0, "reset": "soft"})
     lifs = [m for _, m in nnx.iter_graph(model) if isinstance(m, nn.LIF)]
-    assert len(lifs) == 3 and all(l.surrogate == "sigmoid" and l.beta == 4.0 and l.reset == "soft" for l in lifs)
+    assert len(lifs) == 3 and all(lif.surrogate == "sigmoid" and lif.beta == 4.0 and lif.reset == "soft" for lif in lifs)
 
 
 def test_clear_errors():

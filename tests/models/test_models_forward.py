@@ -79,8 +79,12 @@ class Reference:
         pad = w.shape[0] // 2
         t, b = x.shape[:2]
         y = lax.conv_general_dilated(
-            x.reshape((t * b,) + x.shape[2:]), w, (stride, stride), [(pad, pad), (pad, pad)],
-            dimension_numbers=("NHWC", "HWIO", "NHWC"), precision=lax.Precision.HIGHEST,
+            x.reshape((t * b,) + x.shape[2:]),
+            w,
+            (stride, stride),
+            [(pad, pad), (pad, pad)],
+            dimension_numbers=("NHWC", "HWIO", "NHWC"),
+            precision=lax.Precision.HIGHEST,
         )
         return y.reshape((t, b) + y.shape[1:])
 
@@ -248,15 +252,10 @@ def parameter_value(rng, path, shape):
 def build(name, variant, frame, seed):
     """The model with every parameter set from a fixed numpy generator: no random init to run
     for the ResNets' 11-13M parameters."""
-    abstract = nnx.eval_shape(
-        lambda: models.create(name, variant=variant, num_classes=NUM_CLASSES, timesteps=T, input_shape=frame)
-    )
+    abstract = nnx.eval_shape(lambda: models.create(name, variant=variant, num_classes=NUM_CLASSES, timesteps=T, input_shape=frame))
     graphdef, state = nnx.split(abstract)
     rng = np.random.default_rng(seed)
-    flat = [
-        (path, var.replace(jnp.asarray(parameter_value(rng, path, var.shape), jnp.float32)))
-        for path, var in nnx.to_flat_state(state)
-    ]
+    flat = [(path, var.replace(jnp.asarray(parameter_value(rng, path, var.shape), jnp.float32))) for path, var in nnx.to_flat_state(state)]
     return nnx.merge(graphdef, nnx.from_flat_state(flat))
 
 

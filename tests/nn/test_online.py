@@ -40,7 +40,7 @@ def run_online(model, x):
     nn.reset_online_state(model)
     outs = []
     for t in range(x.shape[0]):
-        nn.set_online(model, True, t=t)
+        model = nn.online(model, t=t)  # a view of the last view: the carried membranes and traces go along
         outs.append(model(x[t : t + 1])[0])
     return jnp.stack(outs), model
 
@@ -71,12 +71,17 @@ def test_online_gradient_equals_bptt_where_time_terms_vanish():
     bptt = nnx.grad(loss)(nnx.merge(*nnx.split(model)), x)
     online_model = nnx.merge(*nnx.split(model))
     nn.reset_online_state(online_model)
-    nn.set_online(online_model, True, t=0)
+    online_model = nn.online(online_model, t=0)
     online = nnx.grad(loss)(online_model, x)
-    for (path, a), (_, b) in zip(nnx.to_flat_state(bptt), nnx.to_flat_state(online)):
+    for (path, a), (_, b) in zip(nnx.to_flat_state(bptt), nnx.to_flat_state(online), strict=True):
         np.testing.assert_allclose(np.asarray(a[...]), np.asarray(b[...]), rtol=1e-4, atol=1e-6, err_msg=str(path))
 
 
-def test_online_needs_a_time_step(net):
-    with pytest.raises(ValueError, match="time step t"):
-        nn.set_online(net[0], True)
+def test_online_mode_is_a_view_that_leaves_the_model_as_it_was(net):
+    """``nn.online`` sets the mode on a view: the model the user holds (and any graph definition
+    taken from it) still runs whole sequences."""
+    model, x = net
+    view = nn.online(model, t=1)
+    assert view.online and all(lif.online for lif in view.lifs) and view.units[1].agmm.time_index == 1
+    assert not model.online and not any(lif.online for lif in model.lifs) and model.units[1].agmm.time_index is None
+    assert model(x).shape[0] == x.shape[0]  # still the whole sequence

@@ -39,7 +39,7 @@ def test_value_and_gradients_equal_autodiff_of_lax_conv(size, kernel, strides, p
     y_ref, vjp_ref = jax.vjp(lambda a, b: reference(a, b, strides, padding), x, w)
     g = jax.random.normal(kg, y.shape)
     np.testing.assert_allclose(y, y_ref, rtol=1e-5, atol=1e-5)
-    for ours, theirs in zip(vjp(g), vjp_ref(g)):
+    for ours, theirs in zip(vjp(g), vjp_ref(g), strict=True):
         assert ours.shape == theirs.shape
         np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-4)
 

@@ -76,4 +76,6 @@ def test_jit_vmap_scan_and_bfloat16():
     ub = u.astype(jnp.bfloat16)
     sb, gb = spike(ub), jax.grad(lambda r: jnp.sum(spike(r)))(ub)
     assert sb.dtype == gb.dtype == jnp.bfloat16
-    np.testing.assert_allclose(np.asarray(gb, np.float32).ravel(), hand_surrogate("triangle", np.asarray(ub, np.float32).ravel() - 1, 1.0), atol=1e-2)
+    np.testing.assert_allclose(
+        np.asarray(gb, np.float32).ravel(), hand_surrogate("triangle", np.asarray(ub, np.float32).ravel() - 1, 1.0), atol=1e-2
+    )

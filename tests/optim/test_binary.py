@@ -7,8 +7,8 @@ import optax
 import pytest
 from flax import nnx
 
-from bsnn_jax.nn import BatchNorm, BinaryConv, BinaryLinear, BinaryParam
-from bsnn_jax.optim import binary_labels, binary_partition, fp_sgd, latent_free, sign_binary_kernels, sign_kernels, t_bso
+from bsnn_jax.nn import BatchNorm, BinaryConv, BinaryLinear, BinaryParam, latent_free
+from bsnn_jax.optim import binary_labels, binary_partition, fp_sgd, sign_binary_kernels, sign_kernels, t_bso
 from bsnn_jax.train.state import eval_view
 
 
@@ -142,9 +142,13 @@ def test_sign_binary_kernels_in_place_and_functional():
 def test_latent_free_layers_take_the_plain_weight_gradient():
     """A latent-free +-1 kernel is a plain conv weight: forward unchanged, gradient dL/dW itself,
     not the STE and scale terms of a latent weight (AGMM Eq. 5)."""
-    model = latent_free(Net(nnx.Rngs(3)))
+    original = Net(nnx.Rngs(3))
+    raw = np.asarray(original.conv.kernel[...])
+    model = latent_free(original)
     assert model.conv.latent_free and model.head[0].latent_free and not model.stem.latent_free
-    np.testing.assert_array_equal(np.abs(model.conv.kernel[...]), 1.0)
+    np.testing.assert_array_equal(model.conv.kernel[...], np.where(raw >= 0, 1.0, -1.0))
+    # a copy: the model it came from keeps its latent weights and its mode
+    assert not original.conv.latent_free and np.array_equal(original.conv.kernel[...], raw)
     x = jax.random.normal(jax.random.key(1), (2, 3, 6, 6, 2))
 
     def loss_and_kernel_grad(latent_free_layer, binary=True):

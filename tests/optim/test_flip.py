@@ -108,9 +108,9 @@ def test_bop_matches_larq_over_random_steps():
     grads = (rng.normal(size=(30, 256)) * 1e-2).astype(np.float32)
     ours, state = run(bop(threshold=1e-3, gamma=0.1), jnp.asarray(w), grads)
     larq, m = larq_bop_numpy(w, grads, 1e-3, 0.1)
-    flips = sum(int((a != b).sum()) for a, b in zip([w] + larq[:-1], larq))
+    flips = sum(int((a != b).sum()) for a, b in zip([w] + larq[:-1], larq, strict=True))
     assert flips > 100  # the comparison is not vacuous
-    for a, b in zip(ours, larq):
+    for a, b in zip(ours, larq, strict=True):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_allclose(state.momentum, m, rtol=1e-5, atol=1e-9)
 

@@ -33,3 +33,18 @@ def tiny_config(**overrides):
 @pytest.fixture(scope="session")
 def make_config():
     return tiny_config
+
+
+def restore_training_state(workdir, step=None):
+    """``(run, state, step)``: the whole train state of a checkpoint (optimizer state included),
+    restored onto the run ``config.json`` describes, as ``fit`` resumes it. ``train.restore``
+    reads only the model."""
+    from bsnn_jax import train
+
+    rundir = train.RunDir(workdir)
+    config = rundir.load_config()
+    run = train.build(config)
+    with rundir.checkpoints(run.fingerprint, config.checkpoint, run.optimizer.codec) as checkpoints:
+        step = checkpoints.latest_step() if step is None else step
+        state, _ = checkpoints.restore(step, run.state)
+    return run, state, step

@@ -12,7 +12,11 @@ MODEL = {"name": "small_cnn", "variant": "agmm", "timesteps": 2}
 
 
 def _state(value=0.0):
-    return {"params": {"w": jnp.full((3, 2), value), "b": jnp.arange(2.0)}, "step": jnp.int32(7), "rng": jax.random.key_data(jax.random.key(1))}
+    return {
+        "params": {"w": jnp.full((3, 2), value), "b": jnp.arange(2.0)},
+        "step": jnp.int32(7),
+        "rng": jax.random.key_data(jax.random.key(1)),
+    }
 
 
 def test_keeps_the_last_n_and_the_best(tmp_path):
@@ -36,19 +40,26 @@ def test_round_trip_is_exact_and_checks_the_fingerprint(tmp_path):
     target = _state(0.0)
     with RunCheckpoints(tmp_path, fingerprint=fp) as ckpt:
         restored, meta = ckpt.restore(3, target)
-    for a, b in zip(jax.tree.leaves(restored), jax.tree.leaves(state)):
+    for a, b in zip(jax.tree.leaves(restored), jax.tree.leaves(state), strict=True):
         np.testing.assert_array_equal(a, b)
     assert meta["data_iterator"] == {"next_index": 3} and meta["epoch_sums"] == {"loss": 1.25}
 
     other_model = make_fingerprint({**MODEL, "variant": "bsnn"}, "digits", state)
-    with RunCheckpoints(tmp_path, fingerprint=other_model) as ckpt, pytest.raises(CheckpointError, match="model.variant 'agmm' there, 'bsnn' here"):
+    with (
+        RunCheckpoints(tmp_path, fingerprint=other_model) as ckpt,
+        pytest.raises(CheckpointError, match="model.variant 'agmm' there, 'bsnn' here"),
+    ):
         ckpt.restore(3, target)
     other_data = make_fingerprint(MODEL, "fashion_mnist", state)
-    with RunCheckpoints(tmp_path, fingerprint=other_data) as ckpt, pytest.raises(CheckpointError, match="dataset 'digits' there, 'fashion_mnist' here"):
+    with (
+        RunCheckpoints(tmp_path, fingerprint=other_data) as ckpt,
+        pytest.raises(CheckpointError, match="dataset 'digits' there, 'fashion_mnist' here"),
+    ):
         ckpt.restore(3, target)
     bigger = {**state, "params": {"w": jnp.zeros((4, 2)), "b": jnp.arange(2.0)}}
-    with RunCheckpoints(tmp_path, fingerprint=make_fingerprint(MODEL, "digits", bigger)) as ckpt, pytest.raises(
-        CheckpointError, match=r"saved arrays differ \(1 of them, e.g. \['params'\]\['w'\]: 3x2 .* there, 4x2 .* here"
+    with (
+        RunCheckpoints(tmp_path, fingerprint=make_fingerprint(MODEL, "digits", bigger)) as ckpt,
+        pytest.raises(CheckpointError, match=r"saved arrays differ \(1 of them, e.g. \['params'\]\['w'\]: 3x2 .* there, 4x2 .* here"),
     ):
         ckpt.restore(3, bigger)
 
@@ -62,7 +73,9 @@ def test_int8_kernels_on_disk_exact_on_restore_and_latent_values_refused(tmp_pat
 
     def state(w):
         params = {"w": jnp.asarray(w, jnp.float32), "b": jnp.array([0.25, -3.0])}
-        return TrainState(step=jnp.int32(4), params=params, model_state={}, opt_state={"m": jnp.full((2, 2), 0.5)}, rng=jnp.zeros(2, jnp.uint32))
+        return TrainState(
+            step=jnp.int32(4), params=params, model_state={}, opt_state={"m": jnp.full((2, 2), 0.5)}, rng=jnp.zeros(2, jnp.uint32)
+        )
 
     codec = Int8Kernels(binary_labels({"w": True, "b": False}))
     good = state([[1.0, -1.0], [-1.0, 1.0]])
@@ -79,7 +92,7 @@ def test_int8_kernels_on_disk_exact_on_restore_and_latent_values_refused(tmp_pat
     tree = getattr(tree, "tree", tree)
     assert tree["params"]["w"].dtype == np.int8 and tree["params"]["b"].dtype == np.float32
     assert restored.params["w"].dtype == jnp.float32
-    for a, b in zip(jax.tree.leaves(restored), jax.tree.leaves(good)):
+    for a, b in zip(jax.tree.leaves(restored), jax.tree.leaves(good), strict=True):
         np.testing.assert_array_equal(a, b)
     # a float32 (latent-weight) checkpoint of the same run shape does not pass for an int8 one
     assert fp["state_digest"] != make_fingerprint(MODEL, "digits", abstract)["state_digest"]

@@ -19,8 +19,8 @@ from rich.console import Console
 
 from bsnn_jax import train
 from bsnn_jax.metrics import run_with_spikes
-from bsnn_jax.train import loop
-from bsnn_jax.train.loop import CHECKPOINT_DIR, METRICS_FILE
+from bsnn_jax.train.evaluation import eval_split
+from bsnn_jax.train.rundir import CHECKPOINT_DIR, METRICS_FILE
 
 QUIET = Console(quiet=True)
 N_TEST = 360
@@ -79,11 +79,11 @@ def knob_run(tmp_path_factory, make_config):
 
 @pytest.fixture(scope="module")
 def restored(knob_run):
-    """The last checkpoint of the run, its model in evaluation mode, and a jitted forward that
-    returns the logits and every LIF layer's spikes."""
-    run, state, step = loop.restore(knob_run[0])
+    """The last checkpoint of the run (``train.restore``: its model for inference), its step, and
+    a jitted forward that returns the logits and every LIF layer's spikes."""
+    run = train.restore(knob_run[0])
     forward = jax.jit(lambda params, model_state, x: run_with_spikes(run.defs.model(params, model_state), x))
-    return run, state, step, lambda x: jax.device_get(forward(state.params, state.model_state, jnp.asarray(x)))
+    return run, run.step, lambda x: jax.device_get(forward(run.params, run.model_state, jnp.asarray(x)))
 
 
 def test_whole_test_split_scored_outside_the_library_matches_evaluate_and_metrics(knob_run, restored):
@@ -91,8 +91,8 @@ def test_whole_test_split_scored_outside_the_library_matches_evaluate_and_metric
     (no padding anywhere), scored in numpy, equal what ``train.evaluate`` reports through its
     padded batches and what the run wrote to metrics.jsonl for that step."""
     workdir, _ = knob_run
-    run, _, step, forward = restored
-    assert step == 80 and run.eval_batch_per_host == 128 and N_TEST % 128 == 104  # the last batch is padded
+    run, step, forward = restored
+    assert step == 80 and eval_split(run.dataset, run.config).batch_per_host == 128 and N_TEST % 128 == 104  # the last batch is padded
     x, y = digits_test_split()
     logits, spikes = forward(x)
     loss, correct = numpy_scores(logits, y)
@@ -117,7 +117,7 @@ def test_padded_rows_with_wrong_labels_and_garbage_inputs_count_for_nothing(rest
     """The evaluation step on a 128-row batch: 100 real test records, then 28 rows of garbage
     input (50x the data's scale) with mask 0, half labelled wrongly and half with the model's own
     prediction. Its sums equal the numpy scores of the 100 real records alone."""
-    run, state, _, forward = restored
+    run, _, forward = restored
     x, y = digits_test_split()
     real = 100
     garbage = (np.random.default_rng(0).normal(size=(128 - real,) + x.shape[1:]) * 50).astype(np.float32)
@@ -133,7 +133,7 @@ def test_padded_rows_with_wrong_labels_and_garbage_inputs_count_for_nothing(rest
     assert loss[real:].sum() > 1 and correct[real:].sum() >= 14 and overall[real:].sum() > 0.1 * overall[:real].sum()
 
     eval_step = train.make_eval_step(run.defs, loss=run.config.loss.name, firing_rates=True)
-    out = jax.device_get(eval_step(state.params, state.model_state, {"image": images, "label": labels, "mask": mask}))
+    out = jax.device_get(eval_step(run.params, run.model_state, {"image": images, "label": labels, "mask": mask}))
     assert float(out["count"]) == real
     assert float(out["correct"]) == correct[:real].sum()
     np.testing.assert_allclose(out["loss"], loss[:real].sum(), rtol=1e-5)

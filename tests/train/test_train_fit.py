@@ -14,7 +14,7 @@ import pytest
 from rich.console import Console
 
 from bsnn_jax import train
-from bsnn_jax.train.loop import CHECKPOINT_DIR, CONFIG_FILE, METRICS_FILE
+from bsnn_jax.train.rundir import CHECKPOINT_DIR, CONFIG_FILE, METRICS_FILE
 
 QUIET = Console(quiet=True)
 
@@ -69,6 +69,7 @@ def test_metrics_jsonl_config_json_and_checkpoints(reference):
 def test_flip_ratios_and_gradient_statistics(reference):
     workdir, _ = reference
     rows = _rows(workdir)
+
     # Eq. 8 between the checkpoints of epochs 1 and 2, recomputed from the saved latent kernels
     def kernels(step):
         units = _params(workdir, step)["params"]["units"]
@@ -109,10 +110,20 @@ def test_stopped_and_resumed_run_ends_exactly_like_the_uninterrupted_one(referen
     ours, theirs = _params(tmp_path), _params(ref_dir)
     leaves_a, leaves_b = jax.tree_util.tree_flatten_with_path(ours)[0], jax.tree_util.tree_flatten_with_path(theirs)[0]
     assert [p for p, _ in leaves_a] == [p for p, _ in leaves_b]
-    for (path, a), (_, b) in zip(leaves_a, leaves_b):  # params, BN stats, optimizer state, step, RNG
+    for (path, a), (_, b) in zip(leaves_a, leaves_b, strict=True):  # params, BN stats, optimizer state, step, RNG
         np.testing.assert_array_equal(a, b, err_msg=jax.tree_util.keystr(path))
-    for mine, ref in zip(_rows(tmp_path), _rows(ref_dir)):
-        for key in ("epoch", "step", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "firing_rate", "flip_ratio", "flip_ratio_step"):
+    for mine, ref in zip(_rows(tmp_path), _rows(ref_dir), strict=True):
+        for key in (
+            "epoch",
+            "step",
+            "train_loss",
+            "train_accuracy",
+            "test_loss",
+            "test_accuracy",
+            "firing_rate",
+            "flip_ratio",
+            "flip_ratio_step",
+        ):
             np.testing.assert_allclose(mine[key], ref[key], rtol=1e-9, err_msg=key)
 
 

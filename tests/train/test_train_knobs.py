@@ -15,7 +15,6 @@ import pytest
 from rich.console import Console
 
 from bsnn_jax import train
-from bsnn_jax.train import loop
 
 LR, CLIP, MU = 1.0, 0.05, 0.9
 KNOBS = {
@@ -41,8 +40,8 @@ def two_steps(tmp_path_factory, make_config):
     workdir = tmp_path_factory.mktemp("knobs")
     summary = train.fit(config, workdir, until_step=2, console=Console(quiet=True))
     assert summary["step"] == 2
-    run = loop.build(config)  # the same seed: the initial state fit started from
-    with run.checkpoints(workdir) as checkpoints:
+    run = train.build(config)  # the same seed: the initial state fit started from
+    with train.RunDir(workdir).checkpoints(run.fingerprint, config.checkpoint, run.optimizer.codec) as checkpoints:
         assert checkpoints.all_steps() == [1, 2]
         after = {step: checkpoints.restore(step, run.state)[0].params for step in (1, 2)}
     it = iter(run.train_loader)

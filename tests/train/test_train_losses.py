@@ -64,7 +64,9 @@ def test_firing_rate_penalty_drops_first_and_last_layers_as_qsnn():
     rates = {"a": 0.9, "b": 0.1, "c": 0.3, "d": 0.0}
     # Q-SNN: fr[1:-1] -> (0.1, 0.3): ((0.1-0.5)^2 + (0.3-0.5)^2) / 2 = 0.1
     np.testing.assert_allclose(losses.firing_rate_penalty(rates), 0.1, rtol=1e-6)
-    np.testing.assert_allclose(losses.firing_rate_penalty(rates, skip_first=False, skip_last=False, target=0.0), (0.81 + 0.01 + 0.09) / 4, rtol=1e-6)
+    np.testing.assert_allclose(
+        losses.firing_rate_penalty(rates, skip_first=False, skip_last=False, target=0.0), (0.81 + 0.01 + 0.09) / 4, rtol=1e-6
+    )
     # too few layers to drop any: all count
     np.testing.assert_allclose(losses.firing_rate_penalty({"a": 0.5, "b": 0.7}), 0.02, rtol=1e-6)
     assert float(losses.firing_rate_penalty({})) == 0.0
@@ -73,10 +75,7 @@ def test_firing_rate_penalty_drops_first_and_last_layers_as_qsnn():
 def test_tet_mse_is_the_bso_code_loss(example):
     logits, labels = example
     onehot = np.eye(5, dtype=np.float32)[labels]
-    per_step = [
-        0.95 * -_log_softmax(logits[t])[np.arange(4), labels] + 0.05 * ((logits[t] - onehot) ** 2).mean(axis=-1)
-        for t in range(3)
-    ]
+    per_step = [0.95 * -_log_softmax(logits[t])[np.arange(4), labels] + 0.05 * ((logits[t] - onehot) ** 2).mean(axis=-1) for t in range(3)]
     got = losses.tet_cross_entropy_mse(jnp.asarray(logits), jnp.asarray(labels))
     np.testing.assert_allclose(got, np.mean(per_step, axis=0), rtol=1e-5)
     assert losses.get_loss("tet_mse") is losses.tet_cross_entropy_mse

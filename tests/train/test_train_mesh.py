@@ -5,28 +5,47 @@ statistics, the latter proving that BN normalises over the global batch, not per
 import jax
 import numpy as np
 import pytest
-from flax import nnx
 
 from bsnn_jax import models
-from bsnn_jax import optim as bsnn_optim
 from bsnn_jax.train import mesh as mesh_lib
-from bsnn_jax.train import optimizer as optim
-from bsnn_jax.train.state import create_train_state
+from bsnn_jax.train.config import default_config
 from bsnn_jax.train.online import make_online_train_step
+from bsnn_jax.train.setup import assemble_optimizer
+from bsnn_jax.train.state import create_train_state
 from bsnn_jax.train.step import make_eval_step, make_train_step
 
 STEPS = 3
 
 
+def _optimizer(variant: str, **settings):
+    """The model and optimizer of a small_cnn config, through the library's one optimizer assembly."""
+    c = default_config()
+    c.model.variant, c.model.timesteps, c.schedule.name = variant, 2, "constant"
+    for key, value in settings.items():
+        *groups, field = key.split(".")
+        node = c
+        for g in groups:
+            node = node[g]
+        node[field] = value
+    model = models.create("small_cnn", variant=variant, timesteps=2, input_shape=(8, 8, 1), rngs=0)
+    setup = assemble_optimizer(c, model, steps_per_epoch=STEPS)
+    return setup.model, setup.tx
+
+
 def _bptt_sgd():
-    model = models.create("small_cnn", variant="agmm", timesteps=2, input_shape=(8, 8, 1), rngs=0)
-    tx = optim.make_optimizer("sgd", 0.1, mask=optim.weight_decay_mask(nnx.state(model, nnx.Param)), weight_decay=1e-4)
+    model, tx = _optimizer("agmm")  # SGD momentum 0.9, weight decay 1e-4 on kernels
     return model, tx, lambda defs, tx, mesh: make_train_step(defs, tx, loss="tet", mesh=mesh)
 
 
 def _online_t_bso():
-    model = bsnn_optim.latent_free(models.create("small_cnn", variant="bsnn", timesteps=2, input_shape=(8, 8, 1), rngs=0))
-    tx = bsnn_optim.binary_partition(model, binary=bsnn_optim.t_bso(2, threshold=1e-3), fp=optim.make_optimizer("sgd", 0.1, momentum=0.0))
+    settings = {
+        "train.mode": "online",
+        "optimizer.binary": "t_bso",
+        "optimizer.flip.threshold": 1e-3,
+        "optimizer.momentum": 0.0,
+        "optimizer.weight_decay": 0.0,
+    }
+    model, tx = _optimizer("bsnn", **settings)
     return model, tx, lambda defs, tx, mesh: make_online_train_step(defs, tx, timesteps=2, mesh=mesh)
 
 
@@ -67,7 +86,7 @@ def test_one_and_eight_devices_give_the_same_run(setup):
     for name in ("params", "model_state", "opt_state"):
         a = jax.tree_util.tree_flatten_with_path(getattr(state1, name))[0]
         b = jax.tree.leaves(getattr(state8, name))
-        for (path, x), y in zip(a, b):
+        for (path, x), y in zip(a, b, strict=True):
             np.testing.assert_allclose(y, x, rtol=2e-4, atol=2e-5, err_msg=f"{name}{jax.tree_util.keystr(path)}")
     for k in eval1:
         np.testing.assert_allclose(eval8[k], eval1[k], rtol=1e-4, atol=1e-5, err_msg=k)

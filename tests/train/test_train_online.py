@@ -1,13 +1,12 @@
 """Online training steps against BPTT where they must agree (T = 1) and on their own rules."""
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
 from flax import nnx
 
-from bsnn_jax import models, optim
+from bsnn_jax import models, nn, optim
 from bsnn_jax.nn import BinaryParam
 from bsnn_jax.train.online import make_online_train_step
 from bsnn_jax.train.state import create_train_state
@@ -28,9 +27,9 @@ def test_online_step_equals_the_bptt_step_at_t1():
     bptt_state, bptt = make_train_step(defs, tx, loss="tet", donate=False)(state, b)
     online_state, online = make_online_train_step(defs, tx, timesteps=1, loss="tet", donate=False)(state, b)
     np.testing.assert_allclose(float(online["loss"]), float(bptt["loss"]), rtol=1e-5)
-    for a, c in zip(jax.tree.leaves(bptt_state.params), jax.tree.leaves(online_state.params)):
+    for a, c in zip(jax.tree.leaves(bptt_state.params), jax.tree.leaves(online_state.params), strict=True):
         np.testing.assert_allclose(np.asarray(a), np.asarray(c), rtol=1e-4, atol=1e-6)
-    for a, c in zip(jax.tree.leaves(bptt_state.model_state), jax.tree.leaves(online_state.model_state)):
+    for a, c in zip(jax.tree.leaves(bptt_state.model_state), jax.tree.leaves(online_state.model_state), strict=True):
         np.testing.assert_allclose(np.asarray(a), np.asarray(c), rtol=1e-4, atol=1e-6)
 
 
@@ -58,7 +57,9 @@ def test_per_step_and_per_batch_updates_differ_and_bad_mode_is_an_error():
     b = batch(2)
     a, _ = make_online_train_step(defs, tx, timesteps=2, update="per_step", donate=False)(state, b)
     c, _ = make_online_train_step(defs, tx, timesteps=2, update="per_batch", donate=False)(state, b)
-    assert any(not np.allclose(np.asarray(x), np.asarray(y)) for x, y in zip(jax.tree.leaves(a.params), jax.tree.leaves(c.params)))
+    assert any(
+        not np.allclose(np.asarray(x), np.asarray(y)) for x, y in zip(jax.tree.leaves(a.params), jax.tree.leaves(c.params), strict=True)
+    )
     with pytest.raises(ValueError, match="unknown online update"):
         make_online_train_step(defs, tx, timesteps=2, update="sometimes")
 
@@ -67,7 +68,7 @@ def test_scanned_and_unrolled_time_loops_agree():
     """The T-loop as a lax.scan (traced t: AGMM's alpha[t], T-BSO's v[t]) equals the unrolled one."""
     T = 3
     model = models.create("small_cnn", variant="agmm", timesteps=T, input_shape=(8, 8, 1), rngs=3)
-    optim.latent_free(model)
+    model = nn.latent_free(model)
     tx = optim.binary_partition(model, binary=optim.t_bso(T, threshold=1e-8), fp=optax.sgd(0.05))
     defs, state = create_train_state(model, tx)
     rng = np.random.default_rng(3)
@@ -75,7 +76,9 @@ def test_scanned_and_unrolled_time_loops_agree():
     out = [make_online_train_step(defs, tx, timesteps=T, unroll=u, donate=False)(state, frames) for u in (True, False)]
     (a, ma), (b, mb) = out
     np.testing.assert_allclose(float(ma["loss"]), float(mb["loss"]), rtol=1e-6)
-    for x, y in zip(jax.tree.leaves((a.params, a.model_state, a.opt_state)), jax.tree.leaves((b.params, b.model_state, b.opt_state))):
+    for x, y in zip(
+        jax.tree.leaves((a.params, a.model_state, a.opt_state)), jax.tree.leaves((b.params, b.model_state, b.opt_state)), strict=True
+    ):
         np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-5, atol=1e-6)
     assert int(ma["flips"]) > 0  # the kernels did flip, so the comparison covers T-BSO's path
 
@@ -90,11 +93,11 @@ def test_flips_metric_counts_the_sign_changes_of_a_single_update(timesteps, upda
     """With one update per batch the reported flips are the sign changes between the state the
     step started from and the one it returned (counted independently here)."""
     model = models.create("small_cnn", variant="bsnn", timesteps=timesteps, input_shape=(8, 8, 1), rngs=4)
-    optim.latent_free(model)
+    model = nn.latent_free(model)
     tx = optim.binary_partition(model, binary=optim.bso(threshold=1e-9), fp=optax.sgd(0.05))
     defs, state = create_train_state(model, tx)
     step = make_online_train_step(defs, tx, timesteps=timesteps, update=update, donate=False)
     new_state, metrics = step(state, batch(4, 32))
-    expected = sum(int(np.sum(a != b)) for a, b in zip(kernel_signs(defs, state), kernel_signs(defs, new_state)))
+    expected = sum(int(np.sum(a != b)) for a, b in zip(kernel_signs(defs, state), kernel_signs(defs, new_state), strict=True))
     assert expected > 0
     assert int(metrics["flips"]) == expected

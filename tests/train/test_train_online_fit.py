@@ -12,10 +12,11 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 from rich.console import Console
+from train.conftest import restore_training_state  # tests/ is on sys.path (rootdir conftest)
 
 from bsnn_jax import train
 from bsnn_jax.train import config as config_lib
-from bsnn_jax.train.loop import CHECKPOINT_DIR, METRICS_FILE, restore
+from bsnn_jax.train.rundir import CHECKPOINT_DIR, METRICS_FILE
 
 QUIET = Console(quiet=True)
 T = 2
@@ -63,7 +64,7 @@ def test_t_bso_online_run_learns_with_t_updates_per_batch(reference):
     # the FP side's cosine runs over 88 * T updates and ends at 0; its SGD count says T per batch
     cosine = lambda k: 0.1 * (1 + np.cos(np.pi * k / (88 * T))) / 2  # noqa: E731
     assert [r["learning_rate"] for r in rows] == pytest.approx([cosine(44 * T - 1), cosine(88 * T - 1)], rel=1e-3)
-    _, state, step = restore(workdir)
+    _, state, step = restore_training_state(workdir)
     flip_state = state.opt_state.inner_states["binary"].inner_state
     assert step == 88 and int(flip_state.count) == 88 * T
     v = flip_state.second_moment["units"][1]["conv"]["kernel"]
@@ -72,7 +73,7 @@ def test_t_bso_online_run_learns_with_t_updates_per_batch(reference):
 
 def test_kernels_are_exactly_plus_minus_one_in_memory_and_int8_on_disk(reference):
     workdir, _ = reference
-    _, state, _ = restore(workdir)
+    state = train.restore(workdir)
     stored = _stored(workdir)
     for i in (1, 2):
         kernel = np.asarray(state.params["units"][i]["conv"]["kernel"])
@@ -110,10 +111,20 @@ def test_stopped_online_run_resumes_exactly(reference, tmp_path, make_config):
     leaves_a, leaves_b = jax.tree_util.tree_flatten_with_path(ours)[0], jax.tree_util.tree_flatten_with_path(theirs)[0]
     assert [p for p, _ in leaves_a] == [p for p, _ in leaves_b]
     paths = [jax.tree_util.keystr(p) for p, _ in leaves_a]
-    for part in ("['params']", "['model_state']", "['opt_state']", "['step']", "['rng']", "second_moment", "momentum", "['mean']", "['var']"):
+    for part in (
+        "['params']",
+        "['model_state']",
+        "['opt_state']",
+        "['step']",
+        "['rng']",
+        "second_moment",
+        "momentum",
+        "['mean']",
+        "['var']",
+    ):
         assert any(part in p for p in paths), part  # the comparison covers this part of the state
     assert any(a.dtype == np.int8 for _, a in leaves_a)  # the kernels as stored, not decoded
-    for (path, a), (_, b) in zip(leaves_a, leaves_b):
+    for (path, a), (_, b) in zip(leaves_a, leaves_b, strict=True):
         assert a.dtype == b.dtype, jax.tree_util.keystr(path)
         np.testing.assert_array_equal(a, b, err_msg=jax.tree_util.keystr(path))
     meta_a, meta_b = _meta(tmp_path), _meta(ref_dir)

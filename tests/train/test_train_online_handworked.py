@@ -25,7 +25,6 @@ from rich.console import Console
 from bsnn_jax import models, nn, optim, train
 from bsnn_jax.models.registry import Family
 from bsnn_jax.nn import LIF, BinaryLinear
-from bsnn_jax.train.loop import restore
 from bsnn_jax.train.online import make_online_train_step
 from bsnn_jax.train.state import create_train_state
 
@@ -185,7 +184,7 @@ def leaf(tree, name):
 def run_library(tx, *, update, binary=False):
     model = Tiny(binary=binary)
     if binary:
-        optim.latent_free(model)
+        model = nn.latent_free(model)
     tx = tx(model)
     defs, state = create_train_state(model, tx)
     step = make_online_train_step(defs, tx, timesteps=T, update=update, donate=False)
@@ -197,7 +196,7 @@ def run_library(tx, *, update, binary=False):
 
 
 def check_metrics(ours, hand):
-    for a, b in zip(ours, hand):
+    for a, b in zip(ours, hand, strict=True):
         np.testing.assert_allclose(float(a["loss"]), b["loss"], rtol=1e-5)
         np.testing.assert_allclose(float(a["grad_norm"]), b["grad_norm"], rtol=1e-5)
         np.testing.assert_allclose(float(a["accuracy"]), b["accuracy"], rtol=1e-6)
@@ -210,7 +209,7 @@ def check_metrics(ours, hand):
 
 @pytest.mark.parametrize("trace_decay", [TAU, 0.25])
 def test_each_time_steps_gradient_is_delta_times_the_trace(trace_decay):
-    """The online model's gradient at t = 0, 1, 2 (``nn.set_online`` + ``nnx.grad``, the online
+    """The online model's gradient at t = 0, 1, 2 (``nn.online`` + ``nnx.grad``, the online
     step's inner call), its carried traces and membranes, against the hand computation."""
     frames, labels = BATCHES[0]
     model = Tiny()
@@ -225,7 +224,7 @@ def test_each_time_steps_gradient_is_delta_times_the_trace(trace_decay):
     xs = frames.reshape(B, T, F).transpose(1, 0, 2)
     carry = (np.zeros((B, H1)), np.zeros((B, H2)), None, None)
     for t in range(T):
-        nn.set_online(model, True, t=t, trace_decay=trace_decay)
+        model = nn.online(model, t=t, trace_decay=trace_decay)  # a view of the last: the carried state goes along
         grads = gradient(model, x[t : t + 1])
         hand, carry, info = hand_step(PARAMS, xs[t], labels, carry, tau=TAU, lam=trace_decay)
         for name in LAYERS:
@@ -326,7 +325,8 @@ def test_fit_uses_train_trace_decay_or_the_neuron_leak(tiny_family, tmp_path, tr
         }
     )
     train.fit(config, tmp_path / "run", console=Console(quiet=True))
-    _, state, step = restore(tmp_path / "run")
+    restored = train.restore(tmp_path / "run")
+    state, step = restored, restored.step
     lam = tau if trace_decay is None else trace_decay
     p, _, _, _ = hand_run(BATCHES[:1], update="per_batch", tau=tau, lam=lam)
     default, _, _, _ = hand_run(BATCHES[:1], update="per_batch", tau=tau, lam=0.5)

@@ -31,7 +31,9 @@ def test_objective_adds_firing_rate_penalty_and_regularizer(setup):
         seen["rates"] = rates
         return 0.1 * jnp.mean(logits**2)
 
-    step = make_train_step(defs, tx, loss="mean_logits", firing_rate_weight=0.5, firing_rate_target=0.2, regularizer=regularizer, donate=False)
+    step = make_train_step(
+        defs, tx, loss="mean_logits", firing_rate_weight=0.5, firing_rate_target=0.2, regularizer=regularizer, donate=False
+    )
     _, metrics = step(state, batch)
     assert set(seen["rates"]) == {"lifs.0", "lifs.1", "lifs.2"}
 

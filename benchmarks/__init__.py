@@ -1,1 +1,0 @@
-"""Benchmarks of bsnn_jax: ``python -m benchmarks.<name>``; results in ``benchmarks/results/``."""

@@ -1,1 +1,0 @@
-"""Config files for ``bsnn train --config experiments/configs/NAME.py``; shared parts in ``common``."""
