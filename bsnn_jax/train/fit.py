@@ -79,6 +79,7 @@ class _Training:
         )
         t.epoch_start = time.time() - t.epoch.seconds
         t.epoch_signs = rundir.load_signs(t.step - t.step % run.steps_per_epoch)
+        mesh_lib.barrier("bsnn_jax.signs.read")  # before process 0 writes a new snapshot
         if t.epoch_signs is None and t.step % run.steps_per_epoch == 0 and t.step < run.total_steps:
             t.epoch_signs = t.signs()
             rundir.save_signs(t.step, t.epoch_signs)
@@ -215,7 +216,7 @@ def fit(
                             t.flush()
                             info = t.epoch.progress()
                         progress.advance(info)
-                        if stop.requested:
+                        if stop.agreed(at_window=info is not None):
                             raise KeyboardInterrupt
                         if config.checkpoint.every_steps and t.step % config.checkpoint.every_steps == 0 and t.step < epoch_end:
                             t.save()
@@ -224,7 +225,7 @@ def fit(
                         break
                     console.print(format_row(t.end_epoch(eval_step), config.num_epochs), highlight=False)
             except KeyboardInterrupt:
-                t.save_on_interrupt(stop.requested or "SIGINT", console)
+                t.save_on_interrupt(stop.reason(), console)
                 raise
     summary = {**t.last_row, "step": t.step, "best_test_accuracy": t.best["test_accuracy"], "best_step": t.best["step"]}
     return {**summary, "model_size_mb": size.size_mb, "stopped_early": t.step < run.total_steps, "workdir": str(rundir.path)}

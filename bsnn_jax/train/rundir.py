@@ -20,6 +20,7 @@ import numpy as np
 
 from bsnn_jax.train import config as config_lib
 from bsnn_jax.train.checkpoint import RunCheckpoints
+from bsnn_jax.train.mesh import barrier
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
@@ -42,6 +43,9 @@ IDENTITY_KEYS = (
     "train.online_update",
 )
 NOT_IDENTITY_KEYS = ("model.neuron.unroll",)  # how the LIF loop is compiled, not what it computes
+# How the processes of this launch find each other: differs from process to process and from
+# launch to launch, so it is neither saved in config.json nor compared with it.
+LAUNCH_KEYS = ("mesh.distributed", "mesh.coordinator_address", "mesh.num_processes", "mesh.process_id")
 
 
 class RunDirectoryError(RuntimeError):
@@ -62,6 +66,17 @@ def unused_path(path: Path, *, numbered: bool = False) -> Path:
         if not candidate.exists():
             return candidate
     raise AssertionError("unreachable")
+
+
+def _without_launch(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """``config`` with the launch fields (:data:`LAUNCH_KEYS`) at their defaults."""
+    defaults = config_lib.default_config().mesh
+    out = config_lib.from_dict(config.to_dict(), source="config")
+    with out.unlocked():
+        for key in LAUNCH_KEYS:
+            field = key.split(".")[1]
+            out.mesh[field] = defaults[field]
+    return out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,7 +125,7 @@ class RunDir:
             raise RunDirectoryError(
                 f"{self.config_file} is damaged ({e}); restore it, or move it away if {self.path} should start a new run"
             ) from None
-        changes = config_lib.diff(saved, config)
+        changes = [c for c in config_lib.diff(saved, config) if c[0] not in LAUNCH_KEYS]
         other_run = [c for c in changes if identifies_run(c[0])]
         if other_run:
             listed = "; ".join(f"{k}: {a!r} there, {b!r} now" for k, a, b in other_run)
@@ -128,6 +143,7 @@ class RunDir:
         ``metrics.N.jsonl`` before starting at step 0. Returns what was done, to print.
         """
         changes = self.changes(config)
+        barrier("bsnn_jax.rundir.read")  # every process has read config.json before process 0 rewrites it
         if not self.writer:
             return []
         self.path.mkdir(parents=True, exist_ok=True)
@@ -139,7 +155,7 @@ class RunDir:
         if not resuming and self.metrics_file.exists() and self.metrics_file.stat().st_size:
             kept = self._archive(self.metrics_file)
             notes.append(f"{self.path} has metrics but no checkpoint: starting at step 0; the old metrics are kept as {kept.name}")
-        self.config_file.write_text(config_lib.to_json(config) + "\n")
+        self.config_file.write_text(config_lib.to_json(_without_launch(config)) + "\n")
         return notes
 
     @staticmethod
@@ -166,7 +182,9 @@ class RunDir:
             return
         packed = {f"bits/{k}": np.packbits(v > 0) for k, v in snapshot.items()}
         sizes = {f"size/{k}": np.asarray(v.size) for k, v in snapshot.items()}
-        np.savez(self.path / SIGNS_FILE, step=np.asarray(step), **packed, **sizes)
+        partial = self.path / f"{SIGNS_FILE}.partial.npz"  # renamed into place: a stop never leaves half a file
+        np.savez(partial, step=np.asarray(step), **packed, **sizes)
+        partial.replace(self.path / SIGNS_FILE)
 
     def load_signs(self, step: int) -> dict[str, np.ndarray] | None:
         """The snapshot saved at ``step`` as int8 +-1, or ``None`` if there is none for that step."""
