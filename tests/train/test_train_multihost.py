@@ -47,7 +47,7 @@ def launch(workdir: Path, processes: int, devices: int, *, extra=(), stop_proces
             f"--config.mesh.coordinator_address=127.0.0.1:{port}", f"--config.mesh.num_processes={processes}",
             f"--config.mesh.process_id={i}",
         ] if processes > 1 else []  # fmt: skip
-        log = stack.enter_context(open(workdir.parent / f"{workdir.name}.{processes}x{devices}.{i}.log", "w+"))
+        log = stack.enter_context(open(workdir.parent / f"{workdir.name}.{processes}x{devices}.{i}.log", "w+"))  # noqa: SIM115 - closed by the ExitStack
         cmd = [sys.executable, "-m", "bsnn_jax.cli", "train", "--workdir", str(workdir), *RUN, *launch_args, *extra]
         procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT))
         logs.append(log)
