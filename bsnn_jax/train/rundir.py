@@ -17,6 +17,7 @@ from typing import Any
 
 import ml_collections
 import numpy as np
+from etils import epath
 
 from bsnn_jax.train import config as config_lib
 from bsnn_jax.train.checkpoint import RunCheckpoints
@@ -83,22 +84,23 @@ def _without_launch(config: ml_collections.ConfigDict) -> ml_collections.ConfigD
 class RunDir:
     """The files of one run. ``writer=False`` (every process but 0) reads and checks, never writes."""
 
-    path: Path
+    path: epath.Path  # a local path, or a gs:// one (etils.epath, as Orbax): every host must see it
     writer: bool = True
 
     def __post_init__(self):
-        object.__setattr__(self, "path", Path(self.path).absolute())
+        path = epath.Path(self.path)
+        object.__setattr__(self, "path", path if path.is_absolute() else path.absolute())
 
     @property
-    def config_file(self) -> Path:
+    def config_file(self) -> epath.Path:
         return self.path / CONFIG_FILE
 
     @property
-    def metrics_file(self) -> Path:
+    def metrics_file(self) -> epath.Path:
         return self.path / METRICS_FILE
 
     @property
-    def checkpoint_dir(self) -> Path:
+    def checkpoint_dir(self) -> epath.Path:
         return self.path / CHECKPOINT_DIR
 
     def load_config(self) -> ml_collections.ConfigDict:
@@ -152,22 +154,23 @@ class RunDir:
             kept = self._archive(self.config_file)
             listed = ", ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in changes)
             notes.append(f"config changed since the last run ({listed}); the previous one is kept as {kept.name}")
-        if not resuming and self.metrics_file.exists() and self.metrics_file.stat().st_size:
+        if not resuming and self.metrics_file.exists() and self.metrics_file.read_text().strip():
             kept = self._archive(self.metrics_file)
             notes.append(f"{self.path} has metrics but no checkpoint: starting at step 0; the old metrics are kept as {kept.name}")
         self.config_file.write_text(config_lib.to_json(_without_launch(config)) + "\n")
         return notes
 
     @staticmethod
-    def _archive(path: Path) -> Path:
+    def _archive(path: epath.Path) -> epath.Path:
         target = unused_path(path, numbered=True)
         path.rename(target)
         return target
 
     def append_metrics(self, row: dict[str, Any]) -> None:
         if self.writer:
-            with open(self.metrics_file, "a") as f:
-                f.write(json.dumps(row) + "\n")
+            # Rewritten whole rather than appended: object stores (gs://) have no append.
+            earlier = self.metrics_file.read_text() if self.metrics_file.exists() else ""
+            self.metrics_file.write_text(earlier + json.dumps(row) + "\n")
 
     def read_metrics(self) -> list[dict[str, Any]]:
         """The rows of ``metrics.jsonl`` (empty before the first epoch ends)."""
@@ -183,7 +186,8 @@ class RunDir:
         packed = {f"bits/{k}": np.packbits(v > 0) for k, v in snapshot.items()}
         sizes = {f"size/{k}": np.asarray(v.size) for k, v in snapshot.items()}
         partial = self.path / f"{SIGNS_FILE}.partial.npz"  # renamed into place: a stop never leaves half a file
-        np.savez(partial, step=np.asarray(step), **packed, **sizes)
+        with partial.open("wb") as f:
+            np.savez(f, step=np.asarray(step), **packed, **sizes)
         partial.replace(self.path / SIGNS_FILE)
 
     def load_signs(self, step: int) -> dict[str, np.ndarray] | None:
@@ -191,7 +195,7 @@ class RunDir:
         path = self.path / SIGNS_FILE
         if not path.exists():
             return None
-        with np.load(path) as f:
+        with path.open("rb") as fh, np.load(fh) as f:
             if int(f["step"]) != step:
                 return None
             bits = {k[5:]: np.unpackbits(f[k])[: int(f["size/" + k[5:]])] for k in f.files if k.startswith("bits/")}
