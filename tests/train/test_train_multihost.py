@@ -34,10 +34,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def launch(workdir: Path, processes: int, devices: int, *, extra=(), stop_process_after_first_epoch: int | None = None) -> list[int]:
+def launch(
+    workdir: Path, processes: int, devices: int, *, extra=(), only_on: dict | None = None, stop_process_after_first_epoch: int | None = None
+) -> list[int]:
     """Runs ``bsnn train`` as ``processes`` processes of ``devices`` CPU devices each and returns
     their exit statuses. With ``stop_process_after_first_epoch=i``, process i gets SIGTERM once
-    process 0 has printed the first epoch's row. Every process is killed if the launch overruns."""
+    process 0 has printed the first epoch's row; ``only_on={i: [args]}`` adds arguments to process
+    i alone. Every process is killed if the launch overruns."""
     port = _free_port()
     env = {**os.environ, "JAX_NUM_CPU_DEVICES": str(devices), "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     procs, logs = [], []
@@ -48,7 +51,8 @@ def launch(workdir: Path, processes: int, devices: int, *, extra=(), stop_proces
             f"--config.mesh.process_id={i}",
         ] if processes > 1 else []  # fmt: skip
         log = stack.enter_context(open(workdir.parent / f"{workdir.name}.{processes}x{devices}.{i}.log", "w+"))  # noqa: SIM115 - closed by the ExitStack
-        cmd = [sys.executable, "-m", "bsnn_jax.cli", "train", "--workdir", str(workdir), *RUN, *launch_args, *extra]
+        own = (only_on or {}).get(i, [])
+        cmd = [sys.executable, "-m", "bsnn_jax.cli", "train", "--workdir", str(workdir), *RUN, *launch_args, *extra, *own]
         procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT))
         logs.append(log)
     deadline = time.monotonic() + TIMEOUT
@@ -121,3 +125,14 @@ def test_a_stop_on_one_process_stops_all_and_resumes_on_another_topology(uninter
     assert launch(workdir, 1, 1) == [0], (tmp_path / "run.1x1.0.log").read_text()[-3000:]
     assert "resuming" in (tmp_path / "run.1x1.0.log").read_text()
     assert_same_run(rows(uninterrupted), rows(workdir))
+
+
+def test_processes_started_with_different_configs_stop_with_one_error_line(tmp_path):
+    """Process 1 started with another seed: both stop before training, with the error naming
+    the config, and nothing is written."""
+    workdir = tmp_path / "run"
+    codes = launch(workdir, 2, 1, only_on={1: ["--config.seed=1"]})
+    logs = [(tmp_path / f"run.2x1.{i}.log").read_text() for i in (0, 1)]
+    assert codes == [2, 2], logs
+    assert all("have another config than process 0" in log and "Traceback" not in log for log in logs)
+    assert not (workdir / "checkpoints").exists() and not (workdir / "metrics.jsonl").exists()
