@@ -155,6 +155,8 @@ def _landscape(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
+    import jax
+
     from bsnn_jax import configs, train
 
     spec = args.config
@@ -164,7 +166,9 @@ def _train(args: argparse.Namespace) -> int:
             raise UsageError(f"--config is required: {args.workdir} has no {saved.name} of an earlier run to resume")
         spec = saved
     config = configs.load(spec, args.overrides)
-    console = Console(soft_wrap=True)
+    # Before anything touches a device; then only process 0 speaks, unless --verbose.
+    train.mesh.initialize_distributed(config.mesh)
+    console = Console(soft_wrap=True, quiet=not (args.verbose or jax.process_index() == 0))
     summary = train.fit(config, args.workdir, console=console)
     if summary.get("test_accuracy") is not None:
         console.print(
@@ -343,6 +347,7 @@ def _add_train(sub) -> None:
         "bsnn_jax.configs.names()), a file PATH.py[:arg] or a run's config.json (default: WORKDIR/config.json, to resume)",
     )
     train.add_argument("--workdir", required=True, help="run directory: config.json, metrics.jsonl, checkpoints/")
+    train.add_argument("--verbose", action="store_true", help="in a multi-process run, every process prints (default: process 0 only)")
     train.set_defaults(run=_train)
 
 

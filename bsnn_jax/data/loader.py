@@ -1,8 +1,12 @@
-"""The input pipeline: shard per host, shuffle per epoch, augment per record, batch, normalize.
+"""The input pipeline: shuffle per epoch, augment per record, batch, take this host's slice, normalize.
 
-Built from grain's ``MapDataset``, so every batch is a pure function of (seed, step): the
-iterator's whole state is the index of the next batch, and a run restored from
-``iterator.get_state()`` sees exactly the batches an uninterrupted run would have seen.
+Built from grain's ``MapDataset``, so every global batch is a pure function of (seed, epoch,
+position in the epoch): which records form global batch k, and each record's augmentation,
+do not depend on how many hosts read them. Each host materialises its contiguous slice of
+every global batch, so 1 x 8, 2 x 4 and 8 x 1 (hosts x devices) train on the same stream. The
+iterator's whole state is the index of the next global batch (``{"next_index": k}``), the same
+on every host and topology, so a run restored from it sees exactly the batches an
+uninterrupted run would have seen, on any number of hosts.
 """
 
 from __future__ import annotations
@@ -49,14 +53,22 @@ class BatchBuilder:
     """
 
     def __init__(
-        self, source: Source, normalization: Normalization, *, train_transform: TrainTransform | None, eval_transform: EvalTransform | None
+        self,
+        source: Source,
+        normalization: Normalization,
+        *,
+        train_transform: TrainTransform | None,
+        eval_transform: EvalTransform | None,
+        host_slice: slice = slice(None),
     ):
         self.source = source
+        self.host_slice = host_slice
         self.normalization = normalization
         self.train_transform = train_transform
         self.eval_transform = eval_transform
 
     def __call__(self, elements: Sequence[int] | Sequence[tuple[int, int]]) -> Batch:
+        elements = list(elements)[self.host_slice]  # this host's part of the global batch
         augmenting = self.train_transform is not None
         indices = [e[0] for e in elements] if augmenting else list(elements)
         records = read_batch(self.source, indices)
@@ -106,17 +118,19 @@ def make_loader(
 ) -> Loader:
     """Builds the batch pipeline of one split.
 
-    Train: each host keeps every ``count``-th record of the training set (truncated to a
-    multiple of ``count`` so every host runs the same number of steps), reshuffles it every
-    epoch, applies ``dataset.train_transform`` with a generator derived from ``seed`` and the
-    record's position in the stream, and drops each epoch's last partial batch. Test: no
-    shuffle, ``dataset.eval_transform`` only, and the last partial batch is kept, so every
-    test record appears exactly once across hosts.
+    Train: the whole training set is reshuffled every epoch, each record gets the
+    ``dataset.train_transform`` generator of its position in the global stream (from ``seed``),
+    and consecutive records form global batches of ``batch_size`` (each epoch's last partial
+    batch is dropped); host ``index`` of ``count`` reads the contiguous slice
+    ``[index * b, (index + 1) * b)``, ``b = batch_size / count``, of every global batch. Test: no
+    shuffle, ``dataset.eval_transform`` only; each host reads every ``count``-th record in
+    batches of ``batch_size / count`` and keeps the last partial batch, so every test record is
+    read exactly once across hosts.
 
     Args:
       dataset: from :func:`bsnn_jax.data.load`.
       split: ``"train"`` or ``"test"``.
-      batch_size: per-host batch size.
+      batch_size: the global batch size, over all hosts (a multiple of the host count).
       seed: drives the shuffles and the augmentation.
       num_epochs: passes over the data; ``None`` repeats the training set without end and
         makes one pass over the test set.
@@ -127,8 +141,9 @@ def make_loader(
       prefetch_batches: batches computed ahead.
 
     Returns:
-      A :class:`Loader`; iterating it yields :data:`Batch` dicts. Save ``it.get_state()``
-      with the checkpoint and call ``it.set_state(state)`` on a fresh iterator to resume.
+      A :class:`Loader`; iterating it yields this host's :data:`Batch` dicts. Save
+      ``it.get_state()`` with the checkpoint and call ``it.set_state(state)`` on a fresh
+      iterator, on any number of hosts, to resume.
     """
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
@@ -136,15 +151,15 @@ def make_loader(
     index, count = shard if shard is not None else (jax.process_index(), jax.process_count())
     if not 0 <= index < count:
         raise ValueError(f"shard index {index} is not in [0, {count})")
-
+    if batch_size % count:
+        raise ValueError(f"the global batch size {batch_size} does not split over {count} hosts; use a multiple of {count}")
+    per_host = batch_size // count
     source = dataset.train if train else dataset.test
     ds = grain.MapDataset.range(len(source)).seed(seed)
-    if count > 1:
-        # Train: a multiple of `count` records, so that every host runs the same number of steps.
-        stop = len(ds) - len(ds) % count if train else len(ds)
-        ds = ds[index:stop:count]
     if train and batch_size > len(ds):
-        raise ValueError(f"batch_size {batch_size} exceeds the {len(ds)} training records of this host")
+        raise ValueError(f"batch_size {batch_size} exceeds the {len(ds)} training records")
+    if not train and count > 1:
+        ds = ds[index::count]
     if train:
         ds = ds.shuffle()
     augmenting = train and augment and dataset.train_transform is not None
@@ -155,8 +170,9 @@ def make_loader(
         dataset.normalization,
         train_transform=dataset.train_transform if augmenting else None,
         eval_transform=None if augmenting else dataset.eval_transform,
+        host_slice=slice(index * per_host, (index + 1) * per_host) if train else slice(None),
     )
-    ds = ds.batch(batch_size, drop_remainder=train, batch_fn=builder)
+    ds = ds.batch(batch_size if train else per_host, drop_remainder=train, batch_fn=builder)
     steps_per_epoch = len(ds)
     if train or num_epochs is not None:
         ds = ds.repeat(num_epochs)

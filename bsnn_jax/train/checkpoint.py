@@ -22,6 +22,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import orbax.checkpoint as ocp
+from etils import epath
 from orbax.checkpoint import checkpoint_managers
 
 BEST_METRIC = "test_accuracy"
@@ -128,7 +129,8 @@ class RunCheckpoints:
         keep_best: bool = True,
         codec: Int8Kernels | None = None,
     ):
-        self.directory = Path(directory).absolute()
+        directory = epath.Path(directory)
+        self.directory = directory if directory.is_absolute() else directory.absolute()
         self.fingerprint = fingerprint
         self.codec = codec
         policies: list[Any] = [checkpoint_managers.LatestN(n=keep)]

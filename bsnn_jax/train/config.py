@@ -143,7 +143,11 @@ def default_config() -> ml_collections.ConfigDict:
 
     c.mesh = ml_collections.ConfigDict()
     c.mesh.num_devices = 0  # 0: every visible device
-    c.mesh.distributed = False  # call jax.distributed.initialize() (or set BSNN_DISTRIBUTED=1)
+    c.mesh.distributed = False  # start the multi-process runtime, cluster auto-detected (or BSNN_DISTRIBUTED=1)
+    # Or say where: every process the same address and count, each its own id (or BSNN_* variables).
+    c.mesh.coordinator_address = config_dict.placeholder(str)  # HOST:PORT of process 0's coordinator
+    c.mesh.num_processes = 0  # 0: not set
+    c.mesh.process_id = -1  # -1: not set
 
     c.progress = True  # progress bar on a terminal
     return c
@@ -319,6 +323,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
     warmup = config.schedule.warmup_epochs
     _check(0 <= warmup < config.num_epochs, f"schedule.warmup_epochs must be in [0, num_epochs={config.num_epochs}), got {warmup}")
     _check(config.mesh.num_devices >= 0, f"mesh.num_devices must be >= 0 (0 = all), got {config.mesh.num_devices}")
+    _check(config.mesh.num_processes >= 0, f"mesh.num_processes must be >= 0 (0 = not set), got {config.mesh.num_processes}")
+    n, i = config.mesh.num_processes, config.mesh.process_id
+    _check(i < n or i == -1 or not n, f"mesh.process_id must be in [0, mesh.num_processes={n}), got {i}")
 
 
 def get_field(config: ml_collections.ConfigDict, path: str) -> Any:

@@ -11,9 +11,12 @@ import threading
 import time
 from typing import Any
 
+import jax
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.progress import Progress as RichProgress
+
+from bsnn_jax.train.mesh import any_process
 
 
 class Progress:
@@ -90,6 +93,18 @@ class StopRequests:
             for sig in self.SIGNALS:
                 self.previous[sig] = signal.signal(sig, self._handle)
         return self
+
+    def agreed(self, *, at_window: bool) -> bool:
+        """Whether to stop now. With several processes all must stop at the same step and save
+        the same checkpoint, so a request on any of them is shared at the steps where the loop
+        fetches metrics (``at_window``, the same steps on every process); alone, at every step."""
+        if jax.process_count() == 1:
+            return self.requested is not None
+        return at_window and any_process(self.requested is not None)
+
+    def reason(self) -> str:
+        """What stopped the run, for its last line."""
+        return self.requested or ("a stop on another process" if jax.process_count() > 1 else "SIGINT")
 
     def _handle(self, signum, frame):
         if self.requested is not None and signum == signal.SIGINT:

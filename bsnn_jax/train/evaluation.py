@@ -34,7 +34,11 @@ def eval_split(dataset: data_lib.Dataset, config: ml_collections.ConfigDict) -> 
     hosts = jax.process_count()
     batch = config.eval_batch_size // hosts
     loader = data_lib.make_loader(
-        dataset, "test", batch_size=batch, num_threads=config.dataset.num_threads, prefetch_batches=config.dataset.prefetch_batches
+        dataset,
+        "test",
+        batch_size=config.eval_batch_size,
+        num_threads=config.dataset.num_threads,
+        prefetch_batches=config.dataset.prefetch_batches,
     )
     return EvalSplit(loader, math.ceil(math.ceil(dataset.info.num_test / hosts) / batch), batch)
 

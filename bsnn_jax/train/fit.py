@@ -78,11 +78,18 @@ class _Training:
             latest,
         )
         t.epoch_start = time.time() - t.epoch.seconds
-        t.epoch_signs = rundir.load_signs(t.step - t.step % run.steps_per_epoch)
-        if t.epoch_signs is None and t.step % run.steps_per_epoch == 0 and t.step < run.total_steps:
+        epoch_start = t.step - (run.steps_per_epoch if t.epoch_ended_unrecorded() else t.step % run.steps_per_epoch)
+        t.epoch_signs = rundir.load_signs(epoch_start)
+        mesh_lib.barrier("bsnn_jax.signs.read")  # before process 0 writes a new snapshot
+        if t.epoch_signs is None and t.step == epoch_start and t.step < run.total_steps:
             t.epoch_signs = t.signs()
             rundir.save_signs(t.step, t.epoch_signs)
         return t
+
+    def epoch_ended_unrecorded(self) -> bool:
+        """Whether the run stopped on the last step of an epoch before writing that epoch's row
+        (a stop request agreed at that step): resuming writes it first."""
+        return self.step > 0 and self.step % self.run.steps_per_epoch == 0 and self.last_row.get("step") != self.step
 
     def signs(self) -> dict:
         """sign(W) (int8) of the binarized layers' kernels, flattened, on the host (Eq. 8)."""
@@ -203,6 +210,8 @@ def fit(
         eval_step = make_eval_step(run.defs, loss=config.loss.name, firing_rates=True, mesh=run.mesh)
         with Progress(console, config.progress) as progress, StopRequests() as stop:
             try:
+                if t.epoch_ended_unrecorded():
+                    console.print(format_row(t.end_epoch(eval_step), config.num_epochs), highlight=False)
                 while t.step < stop_at:
                     epoch_end = (t.step // run.steps_per_epoch + 1) * run.steps_per_epoch
                     progress.start_epoch(
@@ -215,7 +224,7 @@ def fit(
                             t.flush()
                             info = t.epoch.progress()
                         progress.advance(info)
-                        if stop.requested:
+                        if stop.agreed(at_window=info is not None):
                             raise KeyboardInterrupt
                         if config.checkpoint.every_steps and t.step % config.checkpoint.every_steps == 0 and t.step < epoch_end:
                             t.save()
@@ -224,7 +233,7 @@ def fit(
                         break
                     console.print(format_row(t.end_epoch(eval_step), config.num_epochs), highlight=False)
             except KeyboardInterrupt:
-                t.save_on_interrupt(stop.requested or "SIGINT", console)
+                t.save_on_interrupt(stop.reason(), console)
                 raise
     summary = {**t.last_row, "step": t.step, "best_test_accuracy": t.best["test_accuracy"], "best_step": t.best["step"]}
     return {**summary, "model_size_mb": size.size_mb, "stopped_early": t.step < run.total_steps, "workdir": str(rundir.path)}
@@ -234,6 +243,6 @@ def _opening(t: _Training, run: Run, size, rundir: RunDir) -> str:
     """What a run says before its first step: its header, that it resumes, or that it is done."""
     if t.last_saved is None:
         return run_header(run.config, size, steps_per_epoch=run.steps_per_epoch, devices=run.mesh.devices.size)
-    if t.step >= run.total_steps:
+    if t.step >= run.total_steps and not t.epoch_ended_unrecorded():
         return f"{rundir.path}: the run is complete (step {t.step} of {run.total_steps}); nothing to do"
     return f"resuming {rundir.path} from step {t.step} (epoch {t.step // run.steps_per_epoch + 1} of {run.config.num_epochs})"

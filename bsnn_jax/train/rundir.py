@@ -17,9 +17,11 @@ from typing import Any
 
 import ml_collections
 import numpy as np
+from etils import epath
 
 from bsnn_jax.train import config as config_lib
 from bsnn_jax.train.checkpoint import RunCheckpoints
+from bsnn_jax.train.mesh import barrier
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
@@ -42,6 +44,9 @@ IDENTITY_KEYS = (
     "train.online_update",
 )
 NOT_IDENTITY_KEYS = ("model.neuron.unroll",)  # how the LIF loop is compiled, not what it computes
+# How the processes of this launch find each other: differs from process to process and from
+# launch to launch, so it is neither saved in config.json nor compared with it.
+LAUNCH_KEYS = ("mesh.distributed", "mesh.coordinator_address", "mesh.num_processes", "mesh.process_id")
 
 
 class RunDirectoryError(RuntimeError):
@@ -64,26 +69,38 @@ def unused_path(path: Path, *, numbered: bool = False) -> Path:
     raise AssertionError("unreachable")
 
 
+def _without_launch(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """``config`` with the launch fields (:data:`LAUNCH_KEYS`) at their defaults."""
+    defaults = config_lib.default_config().mesh
+    out = config_lib.from_dict(config.to_dict(), source="config")
+    with out.unlocked():
+        for key in LAUNCH_KEYS:
+            field = key.split(".")[1]
+            out.mesh[field] = defaults[field]
+    return out
+
+
 @dataclasses.dataclass(frozen=True)
 class RunDir:
     """The files of one run. ``writer=False`` (every process but 0) reads and checks, never writes."""
 
-    path: Path
+    path: epath.Path  # a local path, or a gs:// one (etils.epath, as Orbax): every host must see it
     writer: bool = True
 
     def __post_init__(self):
-        object.__setattr__(self, "path", Path(self.path).absolute())
+        path = epath.Path(self.path)
+        object.__setattr__(self, "path", path if path.is_absolute() else path.absolute())
 
     @property
-    def config_file(self) -> Path:
+    def config_file(self) -> epath.Path:
         return self.path / CONFIG_FILE
 
     @property
-    def metrics_file(self) -> Path:
+    def metrics_file(self) -> epath.Path:
         return self.path / METRICS_FILE
 
     @property
-    def checkpoint_dir(self) -> Path:
+    def checkpoint_dir(self) -> epath.Path:
         return self.path / CHECKPOINT_DIR
 
     def load_config(self) -> ml_collections.ConfigDict:
@@ -110,7 +127,7 @@ class RunDir:
             raise RunDirectoryError(
                 f"{self.config_file} is damaged ({e}); restore it, or move it away if {self.path} should start a new run"
             ) from None
-        changes = config_lib.diff(saved, config)
+        changes = [c for c in config_lib.diff(saved, config) if c[0] not in LAUNCH_KEYS]
         other_run = [c for c in changes if identifies_run(c[0])]
         if other_run:
             listed = "; ".join(f"{k}: {a!r} there, {b!r} now" for k, a, b in other_run)
@@ -128,6 +145,7 @@ class RunDir:
         ``metrics.N.jsonl`` before starting at step 0. Returns what was done, to print.
         """
         changes = self.changes(config)
+        barrier("bsnn_jax.rundir.read")  # every process has read config.json before process 0 rewrites it
         if not self.writer:
             return []
         self.path.mkdir(parents=True, exist_ok=True)
@@ -136,22 +154,23 @@ class RunDir:
             kept = self._archive(self.config_file)
             listed = ", ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in changes)
             notes.append(f"config changed since the last run ({listed}); the previous one is kept as {kept.name}")
-        if not resuming and self.metrics_file.exists() and self.metrics_file.stat().st_size:
+        if not resuming and self.metrics_file.exists() and self.metrics_file.read_text().strip():
             kept = self._archive(self.metrics_file)
             notes.append(f"{self.path} has metrics but no checkpoint: starting at step 0; the old metrics are kept as {kept.name}")
-        self.config_file.write_text(config_lib.to_json(config) + "\n")
+        self.config_file.write_text(config_lib.to_json(_without_launch(config)) + "\n")
         return notes
 
     @staticmethod
-    def _archive(path: Path) -> Path:
+    def _archive(path: epath.Path) -> epath.Path:
         target = unused_path(path, numbered=True)
         path.rename(target)
         return target
 
     def append_metrics(self, row: dict[str, Any]) -> None:
         if self.writer:
-            with open(self.metrics_file, "a") as f:
-                f.write(json.dumps(row) + "\n")
+            # Rewritten whole rather than appended: object stores (gs://) have no append.
+            earlier = self.metrics_file.read_text() if self.metrics_file.exists() else ""
+            self.metrics_file.write_text(earlier + json.dumps(row) + "\n")
 
     def read_metrics(self) -> list[dict[str, Any]]:
         """The rows of ``metrics.jsonl`` (empty before the first epoch ends)."""
@@ -166,14 +185,17 @@ class RunDir:
             return
         packed = {f"bits/{k}": np.packbits(v > 0) for k, v in snapshot.items()}
         sizes = {f"size/{k}": np.asarray(v.size) for k, v in snapshot.items()}
-        np.savez(self.path / SIGNS_FILE, step=np.asarray(step), **packed, **sizes)
+        partial = self.path / f"{SIGNS_FILE}.partial.npz"  # renamed into place: a stop never leaves half a file
+        with partial.open("wb") as f:
+            np.savez(f, step=np.asarray(step), **packed, **sizes)
+        partial.replace(self.path / SIGNS_FILE)
 
     def load_signs(self, step: int) -> dict[str, np.ndarray] | None:
         """The snapshot saved at ``step`` as int8 +-1, or ``None`` if there is none for that step."""
         path = self.path / SIGNS_FILE
         if not path.exists():
             return None
-        with np.load(path) as f:
+        with path.open("rb") as fh, np.load(fh) as f:
             if int(f["step"]) != step:
                 return None
             bits = {k[5:]: np.unpackbits(f[k])[: int(f["size/" + k[5:]])] for k in f.files if k.startswith("bits/")}

@@ -9,6 +9,7 @@ benchmarks and tests all build their optimizer through it.
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Any
 
 import jax
@@ -196,14 +197,39 @@ def make_step(
 
 
 def load_dataset(config: ml_collections.ConfigDict) -> data_lib.Dataset:
-    """The dataset a config names, with its options."""
-    return data_lib.load(
+    """The dataset a config names, with its options.
+
+    With several processes, process 0 loads first and the others after it: whatever loading
+    prepares on shared storage (the DVS frame cache, a download) is then built once, not by
+    every process into the same folder.
+    """
+    load = lambda: data_lib.load(  # noqa: E731
         config.dataset.name,
         data_dir=config.dataset.data_dir,
         timesteps=config.model.timesteps,
         autoaugment=config.dataset.autoaugment,
         cutout=config.dataset.cutout,
         download=config.dataset.download,
+    )
+    first = jax.process_index() == 0
+    try:
+        dataset = load() if first else None
+    finally:  # the others must not wait forever on a process 0 that failed: they fail alike
+        mesh_lib.barrier("bsnn_jax.dataset")
+    return dataset if first else load()
+
+
+def check_processes_agree(config: ml_collections.ConfigDict, dataset: data_lib.Dataset) -> None:
+    """Stops a multi-process run whose processes were started with another config or data, or
+    see another number of devices (each process feeds its share of the batch to its devices)."""
+    launch, info = set(mesh_lib.LAUNCH_ENV), dataset.info
+    run_config = {**config.to_dict(), "mesh": {k: v for k, v in config.mesh.to_dict().items() if k not in launch}}
+    mesh_lib.check_processes_agree(
+        {
+            "config": json.dumps(run_config, sort_keys=True, default=str),
+            "dataset": f"{info.name}: {info.num_train} train / {info.num_test} test records of {info.input_shape}",
+            "device count": f"{jax.local_device_count()} devices per process",
+        }
     )
 
 
@@ -220,10 +246,11 @@ def build(config: ml_collections.ConfigDict, *, mesh: Mesh | None = None) -> Run
     config_lib.validate(config)
     mesh = run_mesh(config, mesh)
     dataset = load_dataset(config)
+    check_processes_agree(config, dataset)
     train_loader = data_lib.make_loader(
         dataset,
         "train",
-        batch_size=config.batch_size // jax.process_count(),
+        batch_size=config.batch_size,
         seed=config.seed,
         augment=config.dataset.augment,
         num_threads=config.dataset.num_threads,

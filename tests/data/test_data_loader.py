@@ -59,11 +59,27 @@ def test_test_split_keeps_the_remainder_in_order():
 
 def test_two_shards_partition_the_data():
     dataset = index_dataset(11)
-    train = [sorted(ids(next(iter(data.make_loader(dataset, batch_size=5, shard=(i, 2)))))) for i in range(2)]
-    # 11 records -> 10 kept so both hosts run the same number of steps; strided, disjoint.
-    assert train == [[0, 2, 4, 6, 8], [1, 3, 5, 7, 9]]
-    test = [sum((ids(b) for b in data.make_loader(dataset, "test", batch_size=4, shard=(i, 2))), []) for i in range(2)]
+    one = next(iter(data.make_loader(dataset, batch_size=6, shard=(0, 1))))
+    train = [ids(next(iter(data.make_loader(dataset, batch_size=6, shard=(i, 2))))) for i in range(2)]
+    # Host i holds the contiguous half i of the global batch the single host reads.
+    assert train == [ids(one)[:3], ids(one)[3:]] and len(set(ids(one))) == 6
+    test = [sum((ids(b) for b in data.make_loader(dataset, "test", batch_size=8, shard=(i, 2))), []) for i in range(2)]
     assert test == [[0, 2, 4, 6, 8, 10], [1, 3, 5, 7, 9]]
+
+
+@pytest.mark.parametrize("hosts", [2, 4])
+def test_every_topology_reads_the_same_global_batches_with_the_same_augmentation(hosts):
+    """Global batch k of every epoch, and each record's augmentation, depend on (seed, epoch,
+    position) only: the hosts' slices of a global batch, put side by side, are the single host's
+    batch, augmented pixels included, over three epochs."""
+    dataset = index_dataset(30, train_transform=add_random_offset)
+    single = take(iter(data.make_loader(dataset, batch_size=8, seed=5, shard=(0, 1))), 9)  # 3 per epoch
+    parts = [take(iter(data.make_loader(dataset, batch_size=8, seed=5, shard=(i, hosts))), 9) for i in range(hosts)]
+    for k, whole in enumerate(single):
+        joined = {key: np.concatenate([p[k][key] for p in parts]) for key in whole}
+        np.testing.assert_array_equal(joined["label"], whole["label"], err_msg=f"global batch {k}")
+        np.testing.assert_array_equal(joined["image"], whole["image"], err_msg=f"global batch {k}")
+    assert not np.array_equal(single[0]["label"], single[3]["label"])  # reshuffled at the epoch boundary
 
 
 def test_default_shard_is_this_process():
@@ -131,6 +147,7 @@ def test_batches_are_normalized_float32_and_int32():
         (dict(split="valid", batch_size=2), "split must be"),
         (dict(batch_size=11), "batch_size 11 exceeds the 10"),
         (dict(batch_size=2, shard=(2, 2)), "shard index 2"),
+        (dict(batch_size=3, shard=(0, 2)), "global batch size 3 does not split over 2 hosts"),
     ],
 )
 def test_bad_arguments(kwargs, message):
