@@ -268,4 +268,34 @@ def to_nir(model_or_restored, *, dt: float = 1.0, normalization: Normalization |
     return b.graph()
 
 
-__all__ = ["NIRExportError", "lif_parameters", "to_nir"]
+def export_nir_run(workdir, out, *, step: int | None = None, best: bool = False, dt: float = 1.0, force: bool = False) -> dict[str, Any]:
+    """Writes ``to_nir`` of a checkpoint of the run in ``workdir`` (dataset normalization included) to ``out`` (HDF5).
+
+    Returns ``{"path", "file_bytes", "step", "dt", "nodes": {type: count}, "input_shape", "output_shape"}``.
+    """
+    from pathlib import Path
+
+    from bsnn_jax.train.restore import restore
+
+    nir = _require_nir()
+    out = Path(out)
+    if out.exists() and not force:
+        raise NIRExportError(f"{out} already exists; choose another --out or pass --force to overwrite it")
+    restored = restore(workdir, step=step, best=best)
+    graph = to_nir(restored, dt=dt)
+    nir.write(out, graph)
+    kinds: dict[str, int] = {}
+    for node in graph.nodes.values():
+        kinds[type(node).__name__] = kinds.get(type(node).__name__, 0) + 1
+    return {
+        "path": str(out),
+        "file_bytes": out.stat().st_size,
+        "step": restored.step,
+        "dt": dt,
+        "nodes": kinds,
+        "input_shape": [int(v) for v in graph.nodes["input"].input_type["input"]],
+        "output_shape": [int(v) for v in graph.nodes["output"].output_type["output"]],
+    }
+
+
+__all__ = ["NIRExportError", "export_nir_run", "lif_parameters", "to_nir"]

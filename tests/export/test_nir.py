@@ -21,8 +21,10 @@ from export.test_export_fold import TINY_RESNET, trained_like  # tests/ is on sy
 from flax import nnx
 
 from bsnn_jax import models
+from bsnn_jax import nn as bsnn_nn
 from bsnn_jax.data.base import Normalization
 from bsnn_jax.export import nir as bnir
+from bsnn_jax.export import nir_import as bnir_import
 from bsnn_jax.models import registry
 
 T = 3
@@ -237,3 +239,49 @@ def test_maxpool_stem_refused():
     model = nnx.eval_shape(lambda: models.create("resnet18", variant="fp", timesteps=1, input_shape=(32, 32, 3)))
     with pytest.raises(bnir.NIRExportError, match="max-pool"):
         bnir.to_nir(model)
+
+
+# ----------------------------------------------------------------------------- import
+@pytest.mark.parametrize("case", ["small_cnn_bsnn", "small_cnn_fp"])
+def test_round_trip_gives_the_same_logits(cases, case, tmp_path):
+    """export -> file -> import: the imported model's logits equal the original's, and its variant is recognised."""
+    c = cases[case]
+    nir.write(tmp_path / "m.nir", c["graph"])
+    imported = bnir_import.from_nir(nir.read(tmp_path / "m.nir"), timesteps=T)
+    assert imported.model.units[1].conv.binary == (case == "small_cnn_bsnn")
+    got = np.asarray(nnx.jit(lambda m, x: m(x))(imported.model, c["x"]))
+    np.testing.assert_allclose(got, c["logits"], atol=1e-4 * np.abs(c["logits"]).max())
+    assert imported.normalization is None
+
+
+def test_import_reads_normalization_and_snntorch_lif_convention(cases):
+    """A graph written at snnTorch's dt = 1e-4 with the normalization node imports at dt = 1e-4."""
+    c = cases["small_cnn_bsnn"]
+    norm = Normalization(1 / 255, (0.3,), (0.4,))
+    imported = bnir_import.from_nir(bnir.to_nir(c["model"], dt=1e-4, normalization=norm), timesteps=T, dt=1e-4)
+    np.testing.assert_allclose(imported.normalization.std[0] / imported.normalization.scale, 0.4 * 255, rtol=1e-5)
+    np.testing.assert_allclose(imported.normalization.mean[0] / imported.normalization.scale, 0.3 * 255, rtol=1e-5)
+    assert imported.model.lifs[0].tau == pytest.approx(0.5, abs=1e-6)
+    assert imported.model.lifs[0].v_th == pytest.approx(1.0, abs=1e-6)
+
+
+def test_import_refuses_residual_graphs(cases):
+    with pytest.raises(bnir.NIRExportError, match="branches or merges"):
+        bnir_import.from_nir(cases["tiny_resnet_bsnn"]["graph"])
+
+
+def test_bso_latent_free_kernels_export_with_gamma_one(cases):
+    """A BSO/T-BSO net (latent-free +-1 kernels, nn.latent_free): gamma = 1, so each channel's NIR kernel is +-|s|."""
+    c = cases["small_cnn_bsnn"]
+    graphdef, state = nnx.split(c["model"])
+    bso = nnx.merge(graphdef, nnx.clone(state))
+    for unit in bso.units[1:]:
+        unit.conv.kernel[...] = jnp.where(unit.conv.kernel[...] >= 0, 1.0, -1.0)
+    bso = bsnn_nn.latent_free(bso)
+    graph = bnir.to_nir(bso)
+    unit = bso.units[2]
+    s = np.asarray(unit.bn.scale[...], np.float64) / np.sqrt(np.asarray(unit.bn.var[...], np.float64) + unit.bn.epsilon)
+    np.testing.assert_allclose(np.abs(graph.nodes["units.2"].weight).max(axis=(1, 2, 3)), np.abs(s), rtol=1e-6)
+    got, _ = run_graph(graph, c["x"].transpose(0, 3, 1, 2), T)
+    want = np.asarray(nnx.jit(lambda m, x: m(x))(bso, c["x"]))
+    np.testing.assert_allclose(got, want, atol=1e-4 * np.abs(want).max())
