@@ -25,3 +25,27 @@ def test_snntorch_predicts_like_bsnn_jax(tmp_path):
     print(f"\nsnnTorch import_from_nir vs bsnn_jax: {result}")
     assert result["agreement"] >= 0.99
     assert result["bsnn_jax_accuracy"] > 0.7  # a trained model, not a constant one
+
+
+def test_snntorch_runs_resnet19_residual_graph():
+    """ResNet-19 (binary, 8x8 input): snnTorch sums each node's inputs, as NIR defines, so the shortcuts
+    exported as edges give bsnn_jax's logits at every time step."""
+    import numpy as np
+    import snntorch.utils
+    import torch
+    from snntorch.import_nir import import_from_nir
+
+    from bsnn_jax import export, models
+
+    model = models.create("resnet19", variant="bsnn", timesteps=2, num_classes=10, input_shape=(8, 8, 3))
+    model.eval()
+    x = 3 * np.random.default_rng(0).normal(size=(4, 8, 8, 3)).astype(np.float32)
+    ours = np.asarray(model(x))
+    net = import_from_nir(export.to_nir(model, dt=1e-4))
+    theirs = []
+    with torch.no_grad():
+        for image in x:
+            snntorch.utils.reset(net)
+            step = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
+            theirs.append(np.stack([net(step)[0].numpy() for _ in range(2)]))
+    np.testing.assert_allclose(np.stack(theirs, axis=1), ours, atol=1e-4 * np.abs(ours).max())
