@@ -59,7 +59,8 @@ class NIRExportError(ValueError):
     """A model NIR cannot express (AGMM, soft reset, max pooling), or a NIR graph bsnn_jax cannot import."""
 
 
-def _require_nir():
+def require_nir():
+    """The ``nir`` package (an optional extra), or an error saying how to install it."""
     try:
         import nir
     except ImportError as e:  # an optional extra
@@ -250,7 +251,7 @@ def to_nir(model_or_restored, *, dt: float = 1.0, normalization: Normalization |
     Raises:
       NIRExportError: AGMM, soft reset or max pooling (no NIR primitive), or nir not installed.
     """
-    nir = _require_nir()
+    nir = require_nir()
     model = model_or_restored
     if hasattr(model_or_restored, "dataset") and hasattr(model_or_restored, "model"):
         model = model_or_restored.model
@@ -277,7 +278,7 @@ def export_nir_run(workdir, out, *, step: int | None = None, best: bool = False,
 
     from bsnn_jax.train.restore import restore
 
-    nir = _require_nir()
+    nir = require_nir()
     out = Path(out)
     if out.exists() and not force:
         raise NIRExportError(f"{out} already exists; choose another --out or pass --force to overwrite it")

@@ -34,7 +34,7 @@ import numpy as np
 from flax import nnx
 
 from bsnn_jax.data.base import Normalization
-from bsnn_jax.export.nir import NIRExportError, _require_nir
+from bsnn_jax.export.nir import NIRExportError, require_nir
 from bsnn_jax.models.common import VARIANTS, NetOptions
 from bsnn_jax.models.vgg import SpikingVGG
 
@@ -50,7 +50,7 @@ class ImportedNIR:
 
 def _chain(graph) -> list:
     """The graph's nodes from Input to Output, or a clear error if it is not a chain."""
-    nir = _require_nir()
+    nir = require_nir()
     succ = {}
     for a, b in graph.edges:
         if a in succ or sum(1 for _, t in graph.edges if t == b) > 1:
@@ -99,7 +99,7 @@ def _binary(kernels: list[np.ndarray]) -> bool:
 
 def _parse(graph, dt: float):
     """``(cfg, convs [(weight OIHW, bias)], neurons, head, fc (weight, bias), normalization, input shape CHW)``."""
-    nir = _require_nir()
+    nir = require_nir()
     chain = _chain(graph)
     cfg, convs, neurons, norm, gain = [], [], [], None, 1.0
     head, fc = "flatten", None
