@@ -19,7 +19,8 @@ pytestmark = pytest.mark.interop
 
 def test_snntorch_predicts_like_bsnn_jax(tmp_path):
     workdir = tmp_path / "demo_bsnn"
-    args = ["--config.model.variant=bsnn", "--config.num_epochs=1", "--config.steps_per_epoch=300"]
+    # one device: the test suite's conftest gives the process 8 CPU devices, which the demo's eval batch does not split over
+    args = ["--config.model.variant=bsnn", "--config.num_epochs=1", "--config.steps_per_epoch=300", "--config.mesh.num_devices=1"]
     assert cli.main(["train", "--config", "demo", "--workdir", str(workdir), *args]) == 0
     result = snntorch_agreement(str(workdir), examples=int(os.environ.get("BSNN_INTEROP_EXAMPLES", "1000")))
     print(f"\nsnnTorch import_from_nir vs bsnn_jax: {result}")
