@@ -26,13 +26,19 @@ from bsnn_jax.data.base import Normalization
 from bsnn_jax.export import nir as bnir
 from bsnn_jax.export import nir_import as bnir_import
 from bsnn_jax.models import registry
+from bsnn_jax.models.vgg import SpikingVGG
 
 T = 3
 CASES = {
     "small_cnn_bsnn": dict(name="small_cnn", variant="bsnn", timesteps=T, num_classes=10, input_shape=(8, 8, 1)),
     "small_cnn_fp": dict(name="small_cnn", variant="fp", timesteps=T, num_classes=10, input_shape=(8, 8, 1)),
     "tiny_resnet_bsnn": dict(name="tiny_resnet", variant="bsnn", timesteps=T, num_classes=5, input_shape=(8, 8, 3)),
+    "tiny_vgg11_bsnn": dict(name="tiny_vgg11", variant="bsnn", timesteps=T, num_classes=5, input_shape=(8, 8, 3)),
 }
+# VGG-11's head (global average pool) and biased first conv, at a size that compiles in seconds.
+TINY_VGG11 = registry.Family(
+    lambda **kw: SpikingVGG((8, "A", 16, 16), head="gap", first_conv_bias=True, name="tiny_vgg11", **kw), (8, 8, 3), 5, "test-only VGG-11"
+)
 
 
 # ----------------------------------------------------------------------------- the interpreter
@@ -113,6 +119,7 @@ def cases():
     out = {}
     with pytest.MonkeyPatch.context() as mp:
         mp.setitem(registry.FAMILIES, "tiny_resnet", TINY_RESNET)
+        mp.setitem(registry.FAMILIES, "tiny_vgg11", TINY_VGG11)
         for case, kw in CASES.items():
             kw = dict(kw)
             name = kw.pop("name")
@@ -242,13 +249,13 @@ def test_maxpool_stem_refused():
 
 
 # ----------------------------------------------------------------------------- import
-@pytest.mark.parametrize("case", ["small_cnn_bsnn", "small_cnn_fp"])
+@pytest.mark.parametrize("case", ["small_cnn_bsnn", "small_cnn_fp", "tiny_vgg11_bsnn"])
 def test_round_trip_gives_the_same_logits(cases, case, tmp_path):
     """export -> file -> import: the imported model's logits equal the original's, and its variant is recognised."""
     c = cases[case]
     nir.write(tmp_path / "m.nir", c["graph"])
     imported = bnir_import.from_nir(nir.read(tmp_path / "m.nir"), timesteps=T)
-    assert imported.model.units[1].conv.binary == (case == "small_cnn_bsnn")
+    assert imported.model.units[1].conv.binary == case.endswith("bsnn")
     got = np.asarray(nnx.jit(lambda m, x: m(x))(imported.model, c["x"]))
     np.testing.assert_allclose(got, c["logits"], atol=1e-4 * np.abs(c["logits"]).max())
     assert imported.normalization is None
