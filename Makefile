@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 FASHION_DIR := /usr/share/datasets/fashion-mnist
 PYTEST_WORKERS ?= 2
 
-.PHONY: demo test lint test-slow bench bench-deps fashion-data clean
+.PHONY: demo test lint test-slow test-interop bench bench-deps fashion-data clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,17 @@ test: $(STAMP) fashion-data lint
 # Full-size models and long training runs, on request only.
 test-slow: $(STAMP) fashion-data
 	$(BIN)/python -m pytest -m slow -n $(PYTEST_WORKERS)
+
+# Another framework reads our NIR export: CPU PyTorch, snnTorch and nirtorch, then a short
+# vanilla-BSNN demo run exported and run by snnTorch's import_from_nir (agreement >= 99%).
+INTEROP_STAMP := $(VENV)/.interop-installed
+$(INTEROP_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet "torch==2.13.*" --extra-index-url https://download.pytorch.org/whl/cpu
+	$(BIN)/python -m pip install --quiet -e ".[interop]"
+	touch $(INTEROP_STAMP)
+
+test-interop: $(INTEROP_STAMP) fashion-data
+	$(BIN)/python -m pytest -m interop -s tests/export/test_nir_interop.py
 
 # The peers measured beside bsnn_jax: CPU PyTorch (a local wheel mirror works as well as the
 # PyTorch index), snnTorch, and SpikingJelly without its torchvision requirement, which would

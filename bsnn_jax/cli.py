@@ -34,7 +34,7 @@ class UsageError(Exception):
 def _user_errors() -> tuple[type[BaseException], ...]:
     """The errors whose message names the problem and its fix, reported without a traceback."""
     from bsnn_jax.data import DataNotFoundError, IdxFormatError, NpzFormatError
-    from bsnn_jax.export import ExportError, ExportFormatError
+    from bsnn_jax.export import ExportError, ExportFormatError, NIRExportError
     from bsnn_jax.models import ModelInputError
     from bsnn_jax.train import CheckpointError, ConfigError, NonFiniteLossError, RunDirectoryError
     from bsnn_jax.train.mesh import MeshError
@@ -52,6 +52,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         NonFiniteLossError,
         ExportError,
         ExportFormatError,
+        NIRExportError,
     )
 
 
@@ -198,9 +199,30 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export_nir(args: argparse.Namespace) -> int:
+    from bsnn_jax import export
+
+    if args.fp16 or args.verify:
+        raise UsageError("--fp16 and --verify apply to --format bsnn; a NIR graph stores float32 and is checked by make test-interop")
+    result = export.export_nir_run(args.workdir, args.out, step=args.step, best=args.best, dt=args.dt, force=args.force)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    nodes = ", ".join(f"{n} {k}" for k, n in sorted(result["nodes"].items()))
+    Console(soft_wrap=True).print(
+        f"wrote {result['path']} (NIR, checkpoint step {result['step']}): {result['file_bytes']:,} bytes; {nodes}; "
+        f"input {result['input_shape']} (C, H, W, images as stored: normalization is the first node), output {result['output_shape']} "
+        f"logits per time step; LIF as nir.LIF with tau = dt/(1 - tau_b), r = tau/dt, Euler dt = {result['dt']:g}",
+        highlight=False,
+    )
+    return 0
+
+
 def _export(args: argparse.Namespace) -> int:
     from bsnn_jax import export
 
+    if args.format == "nir":
+        return _export_nir(args)
     result = export.export_run(args.workdir, args.out, step=args.step, best=args.best, verify=args.verify, fp16=args.fp16, force=args.force)
     if args.json:
         print(json.dumps(result, indent=2))
@@ -370,7 +392,17 @@ def _add_export(sub) -> None:
         "bsnn_jax.export.load rebuilds the model without the training config.",
     )
     export.add_argument("--workdir", required=True, help="a directory written by bsnn train")
-    export.add_argument("--out", required=True, help="the .bsnn file to write")
+    export.add_argument("--out", required=True, help="the file to write (.bsnn, or .nir with --format nir)")
+    export.add_argument(
+        "--format",
+        choices=("bsnn", "nir"),
+        default="bsnn",
+        help="bsnn: bit-packed file for bsnn_jax.export.load; nir: a NIR graph (HDF5) for snnTorch, Norse, Spyx, Lava, ... "
+        "(FP-SNN and vanilla BSNN; AGMM has no NIR form)",
+    )
+    export.add_argument(
+        "--dt", type=float, default=1.0, help="NIR: the Euler step one time step stands for (1e-4 for snnTorch's import_from_nir)"
+    )
     which = export.add_mutually_exclusive_group()
     which.add_argument("--step", type=int, default=None, help="checkpoint step (default: the latest)")
     which.add_argument("--best", action="store_true", help="the checkpoint with the best test accuracy")

@@ -1,0 +1,52 @@
+"""snnTorch's NIR importer runs our export of a trained demo-size vanilla BSNN (``make test-interop``).
+
+Trains ``bsnn train --config demo`` as a vanilla BSNN for 300 steps on Fashion-MNIST, exports it
+with ``to_nir(dt=1e-4)`` (snnTorch's ``import_from_nir`` integrates at dt = 1e-4), loads it with
+``snntorch.import_nir.import_from_nir`` and asks for the class bsnn_jax predicts on >= 99% of the
+first ``BSNN_INTEROP_EXAMPLES`` test images (default 1000; snnTorch runs one image at a time).
+Marked ``interop``: excluded from ``make test``, it needs torch and snntorch.
+"""
+
+import os
+
+import pytest
+
+from bsnn_jax import cli
+from bsnn_jax.export.nir_interop import snntorch_agreement  # imports snntorch only when called
+
+pytestmark = pytest.mark.interop
+
+
+def test_snntorch_predicts_like_bsnn_jax(tmp_path):
+    workdir = tmp_path / "demo_bsnn"
+    # one device: the test suite's conftest gives the process 8 CPU devices, which the demo's eval batch does not split over
+    args = ["--config.model.variant=bsnn", "--config.num_epochs=1", "--config.steps_per_epoch=300", "--config.mesh.num_devices=1"]
+    assert cli.main(["train", "--config", "demo", "--workdir", str(workdir), *args]) == 0
+    result = snntorch_agreement(str(workdir), examples=int(os.environ.get("BSNN_INTEROP_EXAMPLES", "1000")))
+    print(f"\nsnnTorch import_from_nir vs bsnn_jax: {result}")
+    assert result["agreement"] >= 0.99
+    assert result["bsnn_jax_accuracy"] > 0.7  # a trained model, not a constant one
+
+
+def test_snntorch_runs_resnet19_residual_graph():
+    """ResNet-19 (binary, 8x8 input): snnTorch sums each node's inputs, as NIR defines, so the shortcuts
+    exported as edges give bsnn_jax's logits at every time step."""
+    import numpy as np
+    import snntorch.utils
+    import torch
+    from snntorch.import_nir import import_from_nir
+
+    from bsnn_jax import export, models
+
+    model = models.create("resnet19", variant="bsnn", timesteps=2, num_classes=10, input_shape=(8, 8, 3))
+    model.eval()
+    x = 3 * np.random.default_rng(0).normal(size=(4, 8, 8, 3)).astype(np.float32)
+    ours = np.asarray(model(x))
+    net = import_from_nir(export.to_nir(model, dt=1e-4))
+    theirs = []
+    with torch.no_grad():
+        for image in x:
+            snntorch.utils.reset(net)
+            step = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
+            theirs.append(np.stack([net(step)[0].numpy() for _ in range(2)]))
+    np.testing.assert_allclose(np.stack(theirs, axis=1), ours, atol=1e-4 * np.abs(ours).max())
