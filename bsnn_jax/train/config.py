@@ -122,6 +122,8 @@ def default_config() -> ml_collections.ConfigDict:
     c.train.mode = "bptt"
     c.train.online_update = "per_step"  # online: optimizer after every time step (BSO) or per_batch (OTTT)
     c.train.trace_decay = config_dict.placeholder(float)  # online trace lambda; None: model.neuron.tau
+    # online trace: "constant" (OTTT's lambda) or "adaptive" (the BSO code's per-neuron decay, ops.adaptive_decay)
+    c.train.trace = "constant"
     c.train.online_unroll = False  # online T-loop written out T times instead of one lax.scan (memory then grows with T)
 
     c.schedule = ml_collections.ConfigDict()
@@ -265,6 +267,7 @@ def _choices() -> list[tuple[str, str, list[str]]]:
         ("optimizer.binary", "binary training", list(optim.BINARY_TRAINING)),
         ("train.mode", "training mode", list(TRAIN_MODES)),
         ("train.online_update", "online update", list(ONLINE_UPDATES)),
+        ("train.trace", "presynaptic trace", list(ops.TRACES)),
         ("schedule.name", "schedule", list(optim.SCHEDULES)),
     ]
 

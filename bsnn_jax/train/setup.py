@@ -190,6 +190,7 @@ def make_step(
         loss=config.loss.name,
         update=config.train.online_update,
         trace_decay=config.train.trace_decay if config.train.trace_decay is not None else config.model.neuron.tau,
+        trace=config.train.trace,
         unroll=config.train.online_unroll,
         mesh=mesh,
     )
