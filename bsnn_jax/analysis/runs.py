@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from bsnn_jax.analysis import filter_normalized_direction, loss_surface, plot_landscape
-from bsnn_jax.metrics import ENERGY_MODELS, measure_activity, model_size, operation_counts
+from bsnn_jax.metrics import ENERGY_MODELS, mac_conventions, measure_activity, model_size, operation_counts
 from bsnn_jax.train import losses
 from bsnn_jax.train.evaluation import eval_split
 from bsnn_jax.train.restore import Restored, restore
@@ -52,6 +52,7 @@ def measure_run(workdir: str | Path, *, step: int | None = None, best: bool = Fa
         "mean_firing_rate": activity.mean_firing_rate,
         "sops": counts.sops,
         "macs": counts.macs,
+        "macs_by_convention": mac_conventions(activity),
         "energy_mj": {m.label: m.energy(counts) * 1e3 for m in ENERGY_MODELS},
         "layers": {
             path: {"input_rate": s.input_rate, "macs_per_step": s.macs_per_step, "spike_input": s.spike_input}

@@ -213,11 +213,12 @@ class BinaryLinear(SynapticLayer):
         binarizable: bool | None = None,
         use_bias: bool = True,
         compute_dtype: str | None = None,
+        kernel_init=None,
         rngs: nnx.Rngs,
     ):
         self._init_weights(
             (in_features, out_features),
-            nnx.initializers.lecun_normal(),
+            kernel_init or nnx.initializers.lecun_normal(),
             binary=binary,
             use_bias=use_bias,
             spike_input=spike_input,

@@ -57,6 +57,7 @@ def create_model(config: ml_collections.ConfigDict, info: data_lib.DatasetInfo) 
         compute_dtype=config.model.compute_dtype,
         remat=config.model.remat,
         neuron=config.model.neuron.to_dict(),
+        stem=config.model.stem,
         rngs=config.seed,
     )
 
@@ -204,6 +205,7 @@ def load_dataset(config: ml_collections.ConfigDict) -> data_lib.Dataset:
         timesteps=config.model.timesteps,
         autoaugment=config.dataset.autoaugment,
         cutout=config.dataset.cutout,
+        dvs_augmentation=config.dataset.dvs_augmentation,
         download=config.dataset.download,
     )
 
