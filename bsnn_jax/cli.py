@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 from flax import nnx
@@ -147,10 +148,23 @@ def _report(args: argparse.Namespace) -> int:
 def _landscape(args: argparse.Namespace) -> int:
     from bsnn_jax.analysis.runs import landscape_run
 
+    console, start = Console(soft_wrap=True), time.monotonic()
+
+    def progress(done: int, rows: int) -> None:
+        elapsed = time.monotonic() - start
+        console.print(f"landscape: row {done}/{rows} of the grid ({elapsed:.0f} s, ~{elapsed / done * (rows - done):.0f} s left)")
+
     result = landscape_run(
-        args.workdir, resolution=args.resolution, span=args.span, examples=args.examples, seed=args.seed, best=args.best, out_dir=args.out
+        args.workdir,
+        resolution=args.resolution,
+        span=args.span,
+        examples=args.examples,
+        seed=args.seed,
+        best=args.best,
+        out_dir=args.out,
+        progress=progress,
     )
-    Console(soft_wrap=True).print(
+    console.print(
         f"loss landscape of checkpoint step {result['step']}: {result['png']} and {result['npz']} "
         f"(loss {result['center_loss']:.4f} at the checkpoint, {result['min_loss']:.4f} lowest on the grid)"
     )
