@@ -49,6 +49,8 @@ def bso_recipe() -> ml_collections.ConfigDict:
       ``--config.schedule.name=cosine``.
     - CIFAR: AutoAugment (``--autoaug``) on top of crop, flip and Cutout; the paper lists crop,
       flip and Cutout: ``--config.dataset.autoaugment=false``.
+    - ``sqrt(v[t]) + 1e-10`` (``Bop.step``) for the paper's ``sqrt(v[t] + eps)``:
+      ``--config.optimizer.flip.eps_outside_sqrt=false --config.optimizer.flip.eps=1e-20``.
     - the presynaptic trace decays per neuron (``OnlineLIFNode``'s ratio, ``ops.adaptive_decay``);
       the paper's Alg. 1 uses OTTT's constant lambda: ``--config.train.trace=constant``.
     """
@@ -69,6 +71,8 @@ def bso_recipe() -> ml_collections.ConfigDict:
     c.optimizer.momentum = 0.0
     c.optimizer.weight_decay = 0.0
     c.optimizer.flip.decay_every_epochs = 50
+    c.optimizer.flip.eps_outside_sqrt = True  # Bop.step: m / (sqrt(v[t]) + 1e-10); the paper: sqrt(v[t] + eps)
+    c.optimizer.flip.eps = 1e-10
     c.optimizer.flip.decay_factor = 0.1
     c.schedule.name = "constant"
     c.dataset.autoaugment = True

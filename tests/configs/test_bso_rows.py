@@ -16,6 +16,8 @@ CODE = {
     "optimizer.flip.decay_factor": 0.1,
     "schedule.name": "constant",
     "train.trace": "adaptive",
+    "optimizer.flip.eps_outside_sqrt": True,
+    "optimizer.flip.eps": 1e-10,
 }
 
 
