@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -71,6 +72,14 @@ def _verdict(claim: str, first, second, lower: bool, names=("AGMM", "vanilla")) 
     return f"- **{claim}**: {'yes' if held else 'no'}; {names[0]} {ma:.4g} ± {sa:.2g} vs {names[1]} {mb:.4g} ± {sb:.2g}; {strength}."
 
 
+def _eta(start: float, done: int, total: int) -> str:
+    """Elapsed time, and the remaining time at the mean pace of the runs done so far."""
+    elapsed = time.monotonic() - start
+    if not done:
+        return "(started)"
+    return f"({elapsed / 60:.1f} min elapsed, ~{elapsed / done * (total - done) / 60:.1f} min left)"
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="runs/ablation", type=Path)
@@ -80,13 +89,12 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     console = Console()
     results: dict[str, list[dict]] = {v: [] for v in VARIANTS}
-    for seed in range(args.seeds):
-        for variant in VARIANTS:
-            workdir = args.out / "runs" / f"{variant}-s{seed}"
-            console.print(f"[bold]{VARIANTS[variant]}, seed {seed}[/] -> {workdir}")
-            summary = train.fit(run_config(variant, seed, args.epochs, args.steps_per_epoch), workdir, console=console)
-            measured = measure_run(workdir)
-            results[variant].append({"rows": _rows(workdir), "summary": summary, "measured": measured})
+    runs, start = [(seed, variant) for seed in range(args.seeds) for variant in VARIANTS], time.monotonic()
+    for done, (seed, variant) in enumerate(runs):
+        workdir = args.out / "runs" / f"{variant}-s{seed}"
+        console.print(f"[bold]run {done + 1}/{len(runs)}: {VARIANTS[variant]}, seed {seed}[/] -> {workdir}  {_eta(start, done, len(runs))}")
+        summary = train.fit(run_config(variant, seed, args.epochs, args.steps_per_epoch), workdir, console=console)
+        results[variant].append({"rows": _rows(workdir), "summary": summary, "measured": measure_run(workdir)})
     write_report(args, results)
     console.print(f"report: {args.out / 'report.md'}")
     return 0

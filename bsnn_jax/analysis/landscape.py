@@ -45,6 +45,7 @@ def loss_surface(
     coords: np.ndarray,
     *,
     chunk: int = 16,
+    progress: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
     """``L(theta + a d1 + b d2)`` on the grid ``coords x coords``, evaluated ``chunk`` points at a time.
 
@@ -54,6 +55,7 @@ def loss_surface(
       directions: ``(d1, d2)``, pytrees like ``params`` (``filter_normalized_direction``).
       coords: 1-D step sizes, e.g. ``np.linspace(-1, 1, 21)``.
       chunk: grid points per compiled call, vmapped; bounds memory for large models.
+      progress: called as ``progress(rows_done, rows)`` each time grid rows are complete.
 
     Returns:
       ``[len(coords), len(coords)]`` array, rows indexed by ``a`` (along d1), columns by ``b``.
@@ -72,5 +74,11 @@ def loss_surface(
 
         return jax.vmap(one)(ab)
 
-    losses = np.concatenate([np.asarray(evaluate(padded[i : i + chunk])) for i in range(0, len(padded), chunk)])
-    return losses[: len(points)].reshape(a.shape)
+    parts, rows_done = [], 0
+    for i in range(0, len(padded), chunk):
+        parts.append(np.asarray(evaluate(padded[i : i + chunk])))
+        rows = min(i + chunk, len(points)) // len(coords)
+        if progress is not None and rows > rows_done:
+            rows_done = rows
+            progress(rows_done, len(coords))
+    return np.concatenate(parts)[: len(points)].reshape(a.shape)

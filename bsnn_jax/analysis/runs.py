@@ -3,6 +3,7 @@ landscape around its checkpoint (AGMM Fig. 2/7)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from bsnn_jax.analysis import filter_normalized_direction, loss_surface, plot_landscape
-from bsnn_jax.metrics import ENERGY_MODELS, measure_activity, model_size, operation_counts
+from bsnn_jax.metrics import ENERGY_MODELS, mac_conventions, measure_activity, model_size, operation_counts
 from bsnn_jax.train import losses
 from bsnn_jax.train.evaluation import eval_split
 from bsnn_jax.train.restore import Restored, restore
@@ -52,6 +53,7 @@ def measure_run(workdir: str | Path, *, step: int | None = None, best: bool = Fa
         "mean_firing_rate": activity.mean_firing_rate,
         "sops": counts.sops,
         "macs": counts.macs,
+        "macs_by_convention": mac_conventions(activity),
         "energy_mj": {m.label: m.energy(counts) * 1e3 for m in ENERGY_MODELS},
         "layers": {
             path: {"input_rate": s.input_rate, "macs_per_step": s.macs_per_step, "spike_input": s.spike_input}
@@ -70,6 +72,7 @@ def landscape_run(
     step: int | None = None,
     best: bool = False,
     out_dir: str | Path | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """The 2-D filter-normalised loss landscape around a checkpoint (Li et al. 2018).
 
@@ -77,7 +80,8 @@ def landscape_run(
     BatchNorm on its running statistics, on a ``resolution x resolution`` grid of steps in
     ``[-span, span]`` along two random filter-normalised directions. Writes
     ``landscape-step<N>.png`` and ``.npz`` (grid, coordinates) into ``out_dir`` (the workdir by
-    default), next to any earlier ones rather than over them.
+    default), next to any earlier ones rather than over them. ``progress(rows_done, rows)`` is
+    called as grid rows complete (``bsnn landscape`` prints a line for each).
     """
     restored = restore(workdir, step=step, best=best)
     step, config, model_state = restored.step, restored.config, restored.model_state
@@ -98,7 +102,7 @@ def landscape_run(
     k1, k2 = jax.random.split(jax.random.key(seed))
     directions = (filter_normalized_direction(restored.params, k1), filter_normalized_direction(restored.params, k2))
     coords = np.linspace(-span, span, resolution)
-    surface = loss_surface(loss_fn, restored.params, directions, coords, chunk=4)
+    surface = loss_surface(loss_fn, restored.params, directions, coords, chunk=4, progress=progress)
     out = Path(out_dir or workdir)
     out.mkdir(parents=True, exist_ok=True)
     npz = unused_path(out / f"landscape-step{step}.npz")

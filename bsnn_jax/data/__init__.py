@@ -49,6 +49,7 @@ def load(
     cache_dir: str | os.PathLike | None = None,
     autoaugment: bool = False,
     cutout: bool = True,
+    dvs_augmentation: str = "flip_roll",
     download: bool = False,
 ) -> Dataset:
     """Opens a dataset by name.
@@ -64,6 +65,8 @@ def load(
       cache_dir: DVS only: where binned frames are cached (default ``<data_dir>/bsnn_frames``).
       autoaugment: CIFAR only: add AutoAugment's CIFAR-10 policy to the training augmentation.
       cutout: CIFAR only: Cutout (1 hole, 16 px) in the training augmentation.
+      dvs_augmentation: DVS-CIFAR10 only: ``"flip_roll"`` (TET / Q-SNN) or ``"crop_flip"`` (the
+        BSO code: pad 4, random crop 48, flip); see :func:`bsnn_jax.data.dvs.dvs_cifar10_augmentation`.
       download: allow fetching missing data from the internet (tfds for Fashion-MNIST and
         CIFAR, which then also needs TensorFlow; tonic for DVS). Off by default: a missing
         dataset is an error that says how to get it.
@@ -84,7 +87,7 @@ def load(
     if name == "imagenet":
         return tfds_sources.imagenet(data_dir)
     if name in ("dvs_gesture", "dvs_cifar10"):
-        return dvs.load_dvs(name, data_dir, timesteps=timesteps, cache_dir=cache_dir, download=download)
+        return dvs.load_dvs(name, data_dir, timesteps=timesteps, cache_dir=cache_dir, download=download, augmentation=dvs_augmentation)
     raise ValueError(f"unknown dataset {name!r}; known: {', '.join(KNOWN_DATASETS)}")
 
 

@@ -194,6 +194,23 @@ def build_frame_cache(name: str, splits: dict[str, list[Recording]], root: Path,
     os.replace(tmp, cache)
 
 
+DVS_AUGMENTATIONS = ("flip_roll", "crop_flip")
+
+
+def dvs_cifar10_augmentation(kind: str):
+    """DVS-CIFAR10's training augmentation of ``[T, 48, 48, 2]`` frames, the same draw for every frame.
+
+    - ``"flip_roll"`` (TET / Q-SNN's ``DVSCifar10``, the AGMM rows): horizontal flip p=0.5, then
+      ``torch.roll`` by a random ``(dy, dx)`` in ``[-5, 5]``, pixels wrapping around.
+    - ``"crop_flip"`` (the BSO code's ``DVSCifar10_Dowload``: ``Resize(48)``, ``RandomCrop(48,
+      padding=4)``, ``RandomHorizontalFlip``): zero-pad 4 px, crop 48x48 anywhere, then flip.
+      The code applies no normalization there (the BSO paper says frames are standardized).
+    """
+    if kind == "flip_roll":
+        return augment.chain(augment.random_hflip, functools.partial(augment.random_roll, max_shift=5))
+    return augment.chain(functools.partial(augment.random_crop, size=FRAME_SIZE, padding=4), augment.random_hflip)
+
+
 def load_dvs(
     name: str,
     data_dir: str | os.PathLike | None = None,
@@ -201,6 +218,7 @@ def load_dvs(
     timesteps: int | None = None,
     cache_dir: str | os.PathLike | None = None,
     download: bool = False,
+    augmentation: str = "flip_roll",
 ) -> Dataset:
     """DVS-Gesture (``dvs_gesture``, 11 classes) or DVS-CIFAR10 (``dvs_cifar10``, 10 classes).
 
@@ -211,12 +229,16 @@ def load_dvs(
         AGMM paper's settings).
       cache_dir: where the binned frames are kept (default ``<data_dir>/bsnn_frames``).
       download: let tonic download the raw data if it is missing.
+      augmentation: DVS-CIFAR10's training augmentation (:data:`DVS_AUGMENTATIONS`).
 
     Splits: DVS-Gesture's official train/test; DVS-CIFAR10 a fixed per-class 9:1 split
-    (seed :data:`CIFAR10DVS_SPLIT_SEED`). Training augmentation: for DVS-CIFAR10, horizontal flip
-    (p=0.5) and a random roll of up to +-5 px on each axis (TET / Q-SNN); none for DVS-Gesture,
-    where a flip would turn left-hand gestures into right-hand ones.
+    (seed :data:`CIFAR10DVS_SPLIT_SEED`). Training augmentation: for DVS-CIFAR10 ``"flip_roll"``,
+    horizontal flip (p=0.5) and a random roll of up to +-5 px on each axis (TET / Q-SNN), or
+    ``"crop_flip"`` (:func:`dvs_cifar10_augmentation`, the BSO code); none for DVS-Gesture, where
+    a flip would turn left-hand gestures into right-hand ones.
     """
+    if augmentation not in DVS_AUGMENTATIONS:
+        raise ValueError(f"unknown DVS augmentation {augmentation!r}; known: {', '.join(DVS_AUGMENTATIONS)}")
     timesteps = DEFAULT_TIMESTEPS[name] if timesteps is None else timesteps
     if timesteps < 1:
         raise ValueError(f"timesteps must be >= 1, got {timesteps}")
@@ -238,8 +260,6 @@ def load_dvs(
     train, test = (
         ArraySource(np.load(cache / f"{s}_frames.npy", mmap_mode="r"), np.load(cache / f"{s}_labels.npy")) for s in ("train", "test")
     )
-    train_transform = None
-    if name == "dvs_cifar10":
-        train_transform = augment.chain(augment.random_hflip, functools.partial(augment.random_roll, max_shift=5))
+    train_transform = dvs_cifar10_augmentation(augmentation) if name == "dvs_cifar10" else None
     info = DatasetInfo(name, NUM_CLASSES[name], (FRAME_SIZE, FRAME_SIZE, SENSOR_SIZE[2]), timesteps, len(train), len(test))
     return Dataset(info, train, test, IDENTITY, train_transform=train_transform)

@@ -1,11 +1,13 @@
 """What the papers measure: model size, flip ratio, firing rates, SOPs/MACs and energy."""
 
 from bsnn_jax.metrics.activity import (
+    MAC_CONVENTIONS,
     Activity,
     OperationCounts,
     Synapse,
     activity_fn,
     firing_rates,
+    mac_conventions,
     measure_activity,
     operation_counts,
     run_with_spikes,
@@ -34,6 +36,8 @@ __all__ = [
     "measure_activity",
     "model_size",
     "operation_counts",
+    "mac_conventions",
+    "MAC_CONVENTIONS",
     "run_with_spikes",
     "signs",
 ]

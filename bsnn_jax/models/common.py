@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from bsnn_jax.nn import AGMM, LIF, BatchNorm, BinaryConv
+from bsnn_jax.nn import AGMM, LIF, BatchNorm, BinaryConv, TracingLIF
 from bsnn_jax.nn.layers import CONV_OUTPUT
 
 
@@ -63,7 +63,8 @@ class NetOptions:
             raise ValueError(f"unknown remat policy {self.remat!r}; known: {sorted(REMAT_POLICIES)} or None")
 
     def lif(self) -> LIF:
-        return LIF(**self.neuron)
+        # TracingLIF is nn.LIF except online with the BSO code's adaptive trace (train.trace).
+        return TracingLIF(**self.neuron)
 
 
 def remat_call(remat: str | None, fn, *args):

@@ -60,10 +60,20 @@ class Stem(nnx.Module):
         return pool(x, 3, stride=2, padding=1, kind="max", fold=self.time_fold) if self.maxpool else x
 
 
+# (kernel, stride, max-pool 3/2 after it) of the full-precision stem conv (+ BN).
+STEMS = {
+    "cifar": (3, 1, False),  # ResNet-19 (Q-SNN, AGMM)
+    "imagenet": (7, 2, True),  # ResNet-18's usual stem (torchvision, Q-SNN's resnet18)
+    "bireal": (3, 1, True),  # the BSO repository's birealnet18 (models/resnet.py): 3x3/1 + BN + max-pool
+}
+
+
 class BiRealResNet(SpikingNet):
     """Stem -> stages of Bi-Real blocks -> global average pool -> FC (no LIF before the pool).
 
-    ``stages`` lists ``(width, number of single-conv blocks, stride of the first)``.
+    ``stages`` lists ``(width, number of single-conv blocks, stride of the first)``; ``stem`` is a
+    key of :data:`STEMS`. At 224x224 the ``"bireal"`` stem leaves 112x112 maps for the first
+    stage where ``"imagenet"`` leaves 56x56, so every block costs 4x the operations.
     """
 
     def __init__(
@@ -73,16 +83,16 @@ class BiRealResNet(SpikingNet):
         num_classes: int,
         opts: NetOptions,
         *,
-        stem_kernel: int = 3,
-        stem_stride: int = 1,
-        stem_maxpool: bool = False,
+        stem: str = "cifar",
         name: str = "resnet",
         rngs: nnx.Rngs,
     ):
+        if stem not in STEMS:
+            raise ValueError(f"unknown stem {stem!r}; known: {', '.join(STEMS)}")
         self._init_net(name, input_shape, opts.timesteps)
         self.remat = opts.remat
         width = stages[0][0]
-        self.stem = Stem(input_shape[-1], width, stem_kernel, stem_stride, stem_maxpool, opts, rngs=rngs)
+        self.stem = Stem(input_shape[-1], width, *STEMS[stem], opts, rngs=rngs)
         blocks = []
         for out_width, count, stride in stages:
             for i in range(count):

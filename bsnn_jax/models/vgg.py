@@ -22,7 +22,8 @@ class SpikingVGG(SpikingNet):
     """A VGG-style spiking net. The first conv and the classifier stay full precision.
 
     ``head="flatten"`` reads the whole last spike map per time step (VGGSNN, TET); ``head="gap"``
-    global-average-pools it first (VGG-11 of BSO).
+    global-average-pools it first (VGG-11 of BSO). ``fc_init`` initialises the classifier's
+    kernel (default ``lecun_normal``).
     """
 
     def __init__(
@@ -34,6 +35,7 @@ class SpikingVGG(SpikingNet):
         *,
         head: str = "flatten",
         first_conv_bias: bool = False,
+        fc_init=None,
         name: str = "vgg",
         rngs: nnx.Rngs,
     ):
@@ -61,7 +63,7 @@ class SpikingVGG(SpikingNet):
             )
         self.units, self.lifs = nnx.List(units), nnx.List(lifs)
         features = channels if head == "gap" else h * w * channels
-        self.fc = BinaryLinear(features, num_classes, binary=False, rngs=rngs)
+        self.fc = BinaryLinear(features, num_classes, binary=False, kernel_init=fc_init, rngs=rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         """``[T, B, H, W, C]`` or a static ``[B, H, W, C]`` -> logits ``[T, B, num_classes]``."""

@@ -15,6 +15,7 @@ from bsnn_jax.nn.layers import (
 from bsnn_jax.nn.modes import latent_free, online, recording
 from bsnn_jax.nn.online_state import OnlineState, load_online_state, reset_online_state
 from bsnn_jax.nn.time import default_time_fold, time_map
+from bsnn_jax.nn.trace import TraceDrive, TracingLIF
 
 __all__ = [
     "AGMM",
@@ -27,6 +28,8 @@ __all__ = [
     "OnlineState",
     "SynapticLayer",
     "Trace",
+    "TraceDrive",
+    "TracingLIF",
     "default_time_fold",
     "latent_free",
     "load_online_state",

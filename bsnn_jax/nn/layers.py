@@ -79,14 +79,19 @@ class SynapticLayer(nnx.Module):
     def _init_weights(self, shape, init, *, binary, use_bias, spike_input, binarizable, compute_dtype, rngs):
         self.compute_dtype = None if compute_dtype is None else floating_dtype_name(compute_dtype)
         self.binary, self.spike_input, self.record = binary, spike_input, False
-        self.online, self.trace_decay, self.trace = False, 0.5, nnx.data(None)
+        self.online, self.trace_decay, self.trace, self.trace_kind = False, 0.5, nnx.data(None), "constant"
         self.latent_free = False
         self.binarizable = binary if binarizable is None else binarizable
         self.kernel = (BinaryParam if binary else nnx.Param)(init(rngs.params(), shape))
         self.bias = nnx.Param(jnp.zeros(shape[-1:])) if use_bias else None
 
     def set_view(
-        self, latent_free: bool | None = None, online: bool | None = None, trace_decay: float | None = None, record: bool | None = None
+        self,
+        latent_free: bool | None = None,
+        online: bool | None = None,
+        trace_decay: float | None = None,
+        trace: str | None = None,
+        record: bool | None = None,
     ):
         """The layer's modes, set by ``nnx.view`` (see ``nn.modes``); ``None`` keeps a mode as it is."""
         if latent_free is not None:
@@ -95,6 +100,8 @@ class SynapticLayer(nnx.Module):
             self.online = online
         if trace_decay is not None:
             self.trace_decay = trace_decay
+        if trace is not None:
+            self.trace_kind = trace
         if record is not None:
             self.record = record
 
@@ -110,9 +117,7 @@ class SynapticLayer(nnx.Module):
         dtype = x.dtype if self.compute_dtype is None else jnp.dtype(self.compute_dtype)
         w = self.weight(dtype)
         if self.online and self.spike_input:
-            previous = None if self.trace is None else self.trace[...]
-            trace = ops.presynaptic_trace(previous, x, self.trace_decay)
-            self.trace = Trace(trace)
+            x, trace = self._online_trace(x)
             y = ops.trace_gradient(self._apply, x.astype(dtype), trace.astype(dtype), w)
         else:
             y = self._apply(x.astype(dtype), w)
@@ -124,6 +129,26 @@ class SynapticLayer(nnx.Module):
             self.sow(nnx.Intermediate, "input_rate", jnp.mean(x.astype(jnp.float32)))
             self.sow(nnx.Intermediate, "macs_per_step", jnp.asarray(math.prod(y.shape[2:]) * fan_in, jnp.float32))
         return y
+
+    def _online_trace(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """``(spikes, presynaptic trace)`` of one online step's input.
+
+        ``trace="constant"`` (OTTT): the layer keeps ``a_hat = lambda a_hat + x`` itself.
+        ``trace="adaptive"`` (the BSO code): the decay is per presynaptic neuron, so the LIF that
+        fires computes the trace (``nn.TracingLIF``) and sends it stacked after its spikes on
+        the time axis; pooling on the way acts on both, as the code's ``[spike; rate]`` batch.
+        """
+        if self.trace_kind == "constant":
+            previous = None if self.trace is None else self.trace[...]
+            trace = ops.presynaptic_trace(previous, x, self.trace_decay)
+            self.trace = Trace(trace)
+            return x, trace
+        if x.shape[0] != 2:
+            raise ValueError(
+                f"an adaptive trace reaches a synaptic layer stacked after the spikes ([2, B, ...]), got shape {x.shape}: "
+                "build the model's neurons as nn.TracingLIF (models.create does) or use train.trace='constant'"
+            )
+        return x[:1], x[1:]
 
 
 class BinaryConv(SynapticLayer):
@@ -188,11 +213,12 @@ class BinaryLinear(SynapticLayer):
         binarizable: bool | None = None,
         use_bias: bool = True,
         compute_dtype: str | None = None,
+        kernel_init=None,
         rngs: nnx.Rngs,
     ):
         self._init_weights(
             (in_features, out_features),
-            nnx.initializers.lecun_normal(),
+            kernel_init or nnx.initializers.lecun_normal(),
             binary=binary,
             use_bias=use_bias,
             spike_input=spike_input,

@@ -12,7 +12,7 @@ import jax
 from flax import nnx
 
 from bsnn_jax.nn.layers import BinaryParam
-from bsnn_jax.ops import sign_ste
+from bsnn_jax.ops import TRACES, sign_ste
 
 
 def latent_free(model: nnx.Module) -> nnx.Module:
@@ -30,7 +30,7 @@ def latent_free(model: nnx.Module) -> nnx.Module:
     return copy
 
 
-def online(model: nnx.Module, *, t, trace_decay: float | None = None) -> nnx.Module:
+def online(model: nnx.Module, *, t, trace_decay: float | None = None, trace: str | None = None) -> nnx.Module:
     """A view of ``model`` that runs one time step per call, as time step ``t`` (BSO, OTTT).
 
     Args:
@@ -38,8 +38,13 @@ def online(model: nnx.Module, *, t, trace_decay: float | None = None) -> nnx.Mod
       trace_decay: lambda of the presynaptic trace ``a_hat[t] = lambda a_hat[t-1] + s[t]``; the LIF
         leak (tau = 0.5 for AGMM's neuron, 1 - 1/tau_m = 0.5 for BSO's) makes it track the membrane.
         ``None`` keeps the layers' own (0.5).
+      trace: ``"constant"`` (OTTT: ``lambda = trace_decay``) or ``"adaptive"`` (the BSO code: a
+        per-neuron decay clamped to ``[-trace_decay, trace_decay]``, ``ops.adaptive_decay``;
+        needs the model's neurons to be ``nn.TracingLIF``). ``None`` keeps the layers' own.
     """
-    return nnx.view(model, online=True, t=t, trace_decay=trace_decay, raise_if_not_found=False)
+    if trace is not None and trace not in TRACES:
+        raise ValueError(f"unknown trace {trace!r}; known: {', '.join(TRACES)}")
+    return nnx.view(model, online=True, t=t, trace_decay=trace_decay, trace=trace, raise_if_not_found=False)
 
 
 def recording(model: nnx.Module) -> nnx.Module:

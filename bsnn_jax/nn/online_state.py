@@ -13,8 +13,10 @@ from __future__ import annotations
 from flax import nnx
 
 from bsnn_jax.nn.layers import LIF, Membrane, SynapticLayer, Trace
+from bsnn_jax.nn.trace import TraceDrive, TracingLIF
 
-OnlineState = (Membrane, Trace)
+OnlineState = (Membrane, Trace, TraceDrive)
+_KINDS = {"membrane": Membrane, "drive": TraceDrive}  # every other carried attribute is a trace
 
 
 def submodule(model: nnx.Module, path: tuple) -> nnx.Module:
@@ -29,13 +31,15 @@ def load_online_state(model: nnx.Module, state) -> None:
     into ``model`` (in place), e.g. into a model freshly merged inside the next step's gradient."""
     for path, value in nnx.to_flat_state(state):
         module = submodule(model, path[:-1])
-        kind = Membrane if isinstance(module, LIF) else Trace
+        kind = _KINDS.get(path[-1], Trace)
         setattr(module, path[-1], kind(value.get_value() if isinstance(value, nnx.Variable) else value))
 
 
 def reset_online_state(model: nnx.Module) -> None:
     """Forgets every carried membrane and trace: the next online call starts a new sample (t = 0)."""
     for _, module in nnx.iter_graph(model):
+        if isinstance(module, TracingLIF):
+            module.trace = module.drive = None
         if isinstance(module, LIF):
             module.membrane = None
         elif isinstance(module, SynapticLayer):

@@ -5,10 +5,12 @@ from bsnn_jax.ops.binarize import binarize, channel_scale, sign_ste
 from bsnn_jax.ops.conv import conv2d
 from bsnn_jax.ops.lif import lif_scan, lif_step
 from bsnn_jax.ops.spike import SURROGATES, spike
-from bsnn_jax.ops.trace import presynaptic_trace, trace_gradient
+from bsnn_jax.ops.trace import TRACES, adaptive_decay, presynaptic_trace, trace_gradient
 
 __all__ = [
     "SURROGATES",
+    "TRACES",
+    "adaptive_decay",
     "agmm",
     "binarize",
     "channel_scale",

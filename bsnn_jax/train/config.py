@@ -22,6 +22,7 @@ from ml_collections import config_dict
 
 from bsnn_jax import models, ops, optim
 from bsnn_jax.data import KNOWN_DATASETS
+from bsnn_jax.data.dvs import DVS_AUGMENTATIONS
 from bsnn_jax.models.common import REMAT_POLICIES
 from bsnn_jax.ops.lif import RESETS
 from bsnn_jax.train import losses
@@ -41,6 +42,7 @@ def _dataset_fields() -> ml_collections.ConfigDict:
     g.augment = True  # the dataset's training augmentation (crop/flip/cutout for CIFAR, ...)
     g.autoaugment = False  # CIFAR: AutoAugment's CIFAR-10 policy (Q-SNN recipe)
     g.cutout = True  # CIFAR: Cutout, 1 hole of 16 px
+    g.dvs_augmentation = "flip_roll"  # DVS-CIFAR10: flip_roll (TET / Q-SNN) | crop_flip (BSO code: pad 4, crop 48, flip)
     g.download = False
     g.num_threads = 2  # loader threads preparing batches ahead
     g.prefetch_batches = 8
@@ -55,6 +57,7 @@ def _model_fields() -> ml_collections.ConfigDict:
     g.timesteps = 4  # T; event datasets are binned into this many frames
     g.time_fold = config_dict.placeholder(bool)  # None: per backend (nn.default_time_fold)
     g.compute_dtype = config_dict.placeholder(str)  # None: float32; "bfloat16": mixed precision convs
+    g.stem = config_dict.placeholder(str)  # ResNets: cifar | imagenet | bireal (models.resnet.STEMS); None: the family's
     g.remat = config_dict.placeholder(str)  # None, "block" or "conv": recompute per layer/block (models.REMAT_POLICIES)
     # nn.LIF arguments. unroll=True writes the T steps of the (elementwise) LIF recurrence out
     # for XLA, which fuses them: on this 2-core CPU, the first LIF layer of small_cnn (T=2,
@@ -122,6 +125,8 @@ def default_config() -> ml_collections.ConfigDict:
     c.train.mode = "bptt"
     c.train.online_update = "per_step"  # online: optimizer after every time step (BSO) or per_batch (OTTT)
     c.train.trace_decay = config_dict.placeholder(float)  # online trace lambda; None: model.neuron.tau
+    # online trace: "constant" (OTTT's lambda) or "adaptive" (the BSO code's per-neuron decay, ops.adaptive_decay)
+    c.train.trace = "constant"
     c.train.online_unroll = False  # online T-loop written out T times instead of one lax.scan (memory then grows with T)
 
     c.schedule = ml_collections.ConfigDict()
@@ -269,6 +274,8 @@ def _choices() -> list[tuple[str, str, list[str]]]:
         ("optimizer.binary", "binary training", list(optim.BINARY_TRAINING)),
         ("train.mode", "training mode", list(TRAIN_MODES)),
         ("train.online_update", "online update", list(ONLINE_UPDATES)),
+        ("train.trace", "presynaptic trace", list(ops.TRACES)),
+        ("dataset.dvs_augmentation", "DVS augmentation", list(DVS_AUGMENTATIONS)),
         ("schedule.name", "schedule", list(optim.SCHEDULES)),
     ]
 

@@ -38,6 +38,7 @@ def make_online_train_step(
     loss: str = "tet",
     update: str = "per_step",
     trace_decay: float = 0.5,
+    trace: str = "constant",
     unroll: bool = False,
     mesh: Mesh | None = None,
     donate: bool = True,
@@ -54,6 +55,8 @@ def make_online_train_step(
       update: ``"per_step"`` applies the optimizer after every time step (BSO), ``"per_batch"``
         once with the gradients summed over T (OTTT).
       trace_decay: lambda of the presynaptic trace, the LIF leak.
+      trace: ``"constant"`` (OTTT, ``a_hat = lambda a_hat + s``) or ``"adaptive"`` (the BSO
+        code's per-neuron decay clamped to ``[-lambda, lambda]``, ``ops.adaptive_decay``).
       unroll: write the T-loop out as T copies of the step instead of the ``lax.scan``. The scan
         compiles once whatever T is and its memory does not grow with T; the unrolled loop's does
         (XLA keeps buffers of earlier steps alive), for no speed gain since ``ops.conv2d`` keeps
@@ -70,7 +73,7 @@ def make_online_train_step(
     if update not in ONLINE_UPDATES:
         raise ValueError(f"unknown online update {update!r}; known: {ONLINE_UPDATES}")
     tx = optax.with_extra_args_support(tx)
-    run_step = _step_gradient(defs, losses.get_loss(loss), timesteps, trace_decay)
+    run_step = _step_gradient(defs, losses.get_loss(loss), timesteps, trace_decay, trace)
 
     def time_step(carry, t, x, y):
         params, model_state, opt_state, carried, gradients, flips, logits_sum, loss_sum = carry
@@ -109,7 +112,7 @@ def make_online_train_step(
     return jit_train_step(step, mesh=mesh, donate=donate)
 
 
-def _step_gradient(defs: ModelDef, loss_fn, timesteps: int, trace_decay: float):
+def _step_gradient(defs: ModelDef, loss_fn, timesteps: int, trace_decay: float, trace: str):
     """``run_step(t, x_t, y, params, model_state, carried)``: forward and backward of time step
     ``t`` from the carried membranes and traces (``None`` before the first step).
 
@@ -119,7 +122,7 @@ def _step_gradient(defs: ModelDef, loss_fn, timesteps: int, trace_decay: float):
 
     def run_step(t, x_t, y, params, model_state, carried):
         def objective(p):
-            model = nn.online(defs.model(p, model_state, training=True), t=t, trace_decay=trace_decay)
+            model = nn.online(defs.model(p, model_state, training=True), t=t, trace_decay=trace_decay, trace=trace)
             if carried is not None:
                 load_online_state(model, carried)
             logits = model(x_t)

@@ -58,6 +58,7 @@ def create_model(config: ml_collections.ConfigDict, info: data_lib.DatasetInfo) 
         compute_dtype=config.model.compute_dtype,
         remat=config.model.remat,
         neuron=config.model.neuron.to_dict(),
+        stem=config.model.stem,
         rngs=config.seed,
     )
 
@@ -191,6 +192,7 @@ def make_step(
         loss=config.loss.name,
         update=config.train.online_update,
         trace_decay=config.train.trace_decay if config.train.trace_decay is not None else config.model.neuron.tau,
+        trace=config.train.trace,
         unroll=config.train.online_unroll,
         mesh=mesh,
     )
@@ -209,6 +211,7 @@ def load_dataset(config: ml_collections.ConfigDict) -> data_lib.Dataset:
         timesteps=config.model.timesteps,
         autoaugment=config.dataset.autoaugment,
         cutout=config.dataset.cutout,
+        dvs_augmentation=config.dataset.dvs_augmentation,
         download=config.dataset.download,
     )
     first = jax.process_index() == 0

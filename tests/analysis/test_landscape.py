@@ -11,9 +11,12 @@ def test_two_parameter_toy_loss_with_known_minimum():
     params = {"x": jnp.array(1.0), "y": jnp.array(-2.0)}
     dirs = ({"x": jnp.array(1.0), "y": jnp.array(0.0)}, {"x": jnp.array(0.0), "y": jnp.array(1.0)})
     coords = np.linspace(-1.0, 1.0, 5)
-    surface = loss_surface(loss, params, dirs, coords, chunk=4)  # 25 points: exercises padding
+    calls = []
+    surface = loss_surface(loss, params, dirs, coords, chunk=4, progress=lambda *c: calls.append(c))  # 25 points: exercises padding
     a, b = np.meshgrid(coords, coords, indexing="ij")
     np.testing.assert_allclose(surface, a**2 + 3 * b**2, atol=1e-6)
+    # rows of 5 points, chunks of 4: rows complete after points 8, 12, 16, 20, 25
+    assert calls == [(1, 5), (2, 5), (3, 5), (4, 5), (5, 5)]
     assert np.unravel_index(np.argmin(surface), surface.shape) == (2, 2)
 
 
