@@ -79,8 +79,8 @@ from bsnn_jax.train.state import TrainState
 METHODS = ("bptt", "online", "online_unrolled")
 LABELS = {"bptt": "BPTT", "online": "online (T-BSO, lax.scan)", "online_unrolled": "online (T-BSO, unrolled)"}
 LIF_BACKWARDS = {  # --lif: how BPTT differentiates the LIF (nn.LIF's fused and save_dtype)
-    "fused": {"fused": True, "save_dtype": None},
     "autodiff": {"fused": False, "save_dtype": None},
+    "fused": {"fused": True, "save_dtype": None},
     "fused_bf16": {"fused": True, "save_dtype": "bfloat16"},
 }
 TARGET_ONLINE_GROWTH = 1.10  # online peak at the largest T within 10% of the smallest T
@@ -104,8 +104,8 @@ class Config:
         calls and the timing of the method's larger T.
       input_shape: ``(H, W, C)``; the family's own by default.
       seed: of the model and the batch.
-      lif: a ``LIF_BACKWARDS`` key: the fused custom_vjp LIF (default), autodiff through the
-        scanned steps (the library before issue 20), or the fused one keeping H[t] in bfloat16.
+      lif: a ``LIF_BACKWARDS`` key: autodiff through the scanned steps (the default), the fused
+        custom_vjp LIF, or the fused one keeping H[t] in bfloat16.
     """
 
     model: str = "vgg11"
@@ -117,7 +117,7 @@ class Config:
     step_time_limit: float = 15.0
     input_shape: tuple[int, int, int] | None = None
     seed: int = 0
-    lif: str = "fused"
+    lif: str = "autodiff"
 
     def __post_init__(self):
         if self.lif not in LIF_BACKWARDS:

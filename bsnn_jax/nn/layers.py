@@ -239,7 +239,7 @@ class LIF(nnx.Module):
         surrogate: str = "triangle",
         beta: float = 1.0,
         unroll: int | bool = True,
-        fused: bool = True,
+        fused: bool = False,
         save_dtype: str | None = None,
     ):
         check_surrogate(surrogate)

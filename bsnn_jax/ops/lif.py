@@ -67,7 +67,7 @@ def lif_scan(
     membrane_dtype=None,
     unroll: int | bool = True,
     return_membrane: bool = False,
-    fused: bool = True,
+    fused: bool = False,
     save_dtype=None,
 ):
     """Runs ``lif_step`` over the leading (time) axis of ``x`` with ``lax.scan``.
@@ -86,7 +86,10 @@ def lif_scan(
         spikes it returned) and recomputes the surrogate; ``False`` differentiates ``lif_step``
         through the scan (what autodiff keeps per step: H, S, 1 - S, the surrogate's operands).
         Both give the same gradients up to float rounding. Array ``tau``/``v_th``/``beta`` (learned
-        or traced) always take the autodiff path.
+        or traced) always take the autodiff path. Off by default: on XLA:CPU autodiff already
+        keeps only H and S, so the fused form compiled to the same buffers and measured no faster
+        (``benchmarks/results/bptt_memory.md``); with ``save_dtype`` it is the way to a smaller
+        BPTT footprint at long T.
       save_dtype: fused only: the dtype ``H[t]`` is kept in for the backward (e.g.
         ``jnp.bfloat16``: half the memory, surrogate gradients from a rounded membrane); None:
         the membrane's own dtype (exact).

@@ -125,7 +125,7 @@ def test_fused_lif_equals_autodiff_of_lif_step(lif_inputs, reset, detach, surrog
 def test_fused_gradient_of_the_membrane_matches_finite_differences():
     # Below threshold the LIF is linear: U[T-1] = sum_t tau^(T-1-t) X[t] + tau^T U[-1].
     x, u0 = jnp.array([0.1, 0.2, -0.3, 0.25])[:, None], jnp.array([0.4])
-    f = lambda v, u: jnp.sum(lif_scan(v, 0.6, 5.0, u0=u, return_membrane=True)[1])
+    f = lambda v, u: jnp.sum(lif_scan(v, 0.6, 5.0, u0=u, fused=True, return_membrane=True)[1])
     gx, gu = (np.asarray(g)[..., 0] for g in jax.grad(f, argnums=(0, 1))(x, u0))
     eps = 1e-3
     fd = [(float(f(x.at[t, 0].add(eps), u0)) - float(f(x.at[t, 0].add(-eps), u0))) / (2 * eps) for t in range(4)]
@@ -145,5 +145,5 @@ def test_array_tau_takes_the_autodiff_path_with_its_gradient():
     # A learned (traced) tau cannot be a static custom_vjp argument; below threshold
     # d U[T-1] / d tau = sum_t (T-1-t) tau^(T-2-t) X[t].
     x = jnp.array([0.1, 0.2, -0.3, 0.25])[:, None]
-    g = jax.grad(lambda tau: jnp.sum(lif_scan(x, tau, 5.0, return_membrane=True)[1]))(0.6)
+    g = jax.grad(lambda tau: jnp.sum(lif_scan(x, tau, 5.0, fused=True, return_membrane=True)[1]))(0.6)
     np.testing.assert_allclose(float(g), 3 * 0.6**2 * 0.1 + 2 * 0.6 * 0.2 + 1 * -0.3, rtol=1e-5)
