@@ -142,13 +142,14 @@ def _lif_fused(x: jax.Array, u0: jax.Array, n: _Neuron) -> tuple[jax.Array, jax.
 
 
 def _lif_forward(x, u0, n: _Neuron):
-    """The forward recurrence; also returns the pre-reset membranes H[t] the backward needs."""
+    """The forward recurrence; also returns the pre-reset membranes H[t] the backward needs, in
+    ``n.save_dtype`` (cast per step, so no full-precision stack of H is ever built)."""
 
     def step(u, x_t):
         h = n.tau * u + x_t
         s = (h - n.v_th >= 0).astype(h.dtype)  # as ops.spike computes it
         u_next = h * (1 - s) if n.reset == "hard" else h - n.v_th * s
-        return u_next.astype(u.dtype), (s.astype(x.dtype), h)
+        return u_next.astype(u.dtype), (s.astype(x.dtype), h.astype(n.save_dtype or h.dtype))
 
     u_last, (spikes, h) = lax.scan(step, u0, x, unroll=n.unroll)
     return spikes, u_last, h
@@ -158,8 +159,7 @@ def _lif_fused_fwd(x, u0, n: _Neuron):
     spikes, u_last, h = _lif_forward(x, u0, n)
     # Only H[t] is kept (optionally in a narrower dtype): S[t] is the forward's own output, which
     # the next layer keeps anyway, and the surrogate is recomputed from H[t].
-    saved = h if n.save_dtype is None else h.astype(n.save_dtype)
-    return (spikes, u_last), (saved, spikes)
+    return (spikes, u_last), (h, spikes)
 
 
 def _lif_fused_bwd(n: _Neuron, residuals, cotangents):
