@@ -149,10 +149,20 @@ def _lif_forward(x, u0, n: _Neuron):
         h = n.tau * u + x_t
         s = (h - n.v_th >= 0).astype(h.dtype)  # as ops.spike computes it
         u_next = h * (1 - s) if n.reset == "hard" else h - n.v_th * s
-        return u_next.astype(u.dtype), (s.astype(x.dtype), h.astype(n.save_dtype or h.dtype))
+        return u_next.astype(u.dtype), (s.astype(x.dtype), _narrow(h, n.save_dtype))
 
     u_last, (spikes, h) = lax.scan(step, u0, x, unroll=n.unroll)
     return spikes, u_last, h
+
+
+def _narrow(h: jax.Array, dtype: str | None) -> jax.Array:
+    """H[t] as kept for the backward: in ``dtype``, its bits held as an unsigned integer. XLA
+    removes a float32 -> bfloat16 -> float32 round trip (excess precision is allowed by default),
+    which would keep the float32 H alive after all; it cannot see through the bitcast."""
+    if dtype is None:
+        return h
+    narrow = h.astype(dtype)
+    return lax.bitcast_convert_type(narrow, jnp.dtype(f"uint{narrow.dtype.itemsize * 8}"))
 
 
 def _lif_fused_fwd(x, u0, n: _Neuron):
@@ -171,6 +181,7 @@ def _lif_fused_bwd(n: _Neuron, residuals, cotangents):
     def step(g_u, inputs):
         # The chain rule of lif_step in the order autodiff applies it, so the sums round alike.
         h, s, g_s = inputs
+        h = h if n.save_dtype is None else lax.bitcast_convert_type(h, n.save_dtype)
         h, s, g_u = h.astype(h_dtype), s.astype(h_dtype), g_u.astype(h_dtype)
         g_s = g_s.astype(h_dtype)
         if not n.detach_reset:  # the reset term's gradient through S
