@@ -78,6 +78,11 @@ from bsnn_jax.train.state import TrainState
 
 METHODS = ("bptt", "online", "online_unrolled")
 LABELS = {"bptt": "BPTT", "online": "online (T-BSO, lax.scan)", "online_unrolled": "online (T-BSO, unrolled)"}
+LIF_BACKWARDS = {  # --lif: how BPTT differentiates the LIF (nn.LIF's fused and save_dtype)
+    "autodiff": {"fused": False, "save_dtype": None},
+    "fused": {"fused": True, "save_dtype": None},
+    "fused_bf16": {"fused": True, "save_dtype": "bfloat16"},
+}
 TARGET_ONLINE_GROWTH = 1.10  # online peak at the largest T within 10% of the smallest T
 MIB = 2**20
 
@@ -99,6 +104,8 @@ class Config:
         calls and the timing of the method's larger T.
       input_shape: ``(H, W, C)``; the family's own by default.
       seed: of the model and the batch.
+      lif: a ``LIF_BACKWARDS`` key: autodiff through the scanned steps (the default), the fused
+        custom_vjp LIF, or the fused one keeping H[t] in bfloat16.
     """
 
     model: str = "vgg11"
@@ -110,8 +117,11 @@ class Config:
     step_time_limit: float = 15.0
     input_shape: tuple[int, int, int] | None = None
     seed: int = 0
+    lif: str = "autodiff"
 
     def __post_init__(self):
+        if self.lif not in LIF_BACKWARDS:
+            raise ValueError(f"unknown lif {self.lif!r}; known: {sorted(LIF_BACKWARDS)}")
         if self.model not in models.FAMILIES:
             raise ValueError(f"unknown model {self.model!r}; known: {sorted(models.FAMILIES)}")
         if self.batch_size < 1:
@@ -162,6 +172,7 @@ def train_config(method: str, timesteps: int, config: Config) -> ml_collections.
     else:
         c = bso_recipe()
         c.train.online_unroll = method == "online_unrolled"
+    c.model.neuron.update(LIF_BACKWARDS[config.lif])
     c.seed = config.seed
     c.batch_size = config.batch_size
     c.model.name = config.model
@@ -285,7 +296,9 @@ def _fmt_mib(value: int | None) -> str:
 
 def print_table(result: dict[str, Any], console: Console) -> None:
     """The records as a table, then the summary lines."""
-    table = Table(title=f"{result['config']['model']}, batch {result['config']['batch_size']}: peak memory (XLA) and step time")
+    config = result["config"]
+    title = f"{config['model']}, batch {config['batch_size']}, LIF {config.get('lif', 'autodiff')}: peak memory (XLA) and step time"
+    table = Table(title=title)
     for name in ("method", "T", "peak MiB", "temp MiB", "args MiB", "measured MiB", "compile s", "step s (median)", "min s"):
         table.add_column(name, justify="left" if name == "method" else "right")
     for r in result["records"]:
@@ -408,6 +421,7 @@ def parse_config(argv: Sequence[str] | None = None) -> tuple[Config, Path]:
     parser.add_argument("--step-time-limit", type=float, default=defaults.step_time_limit, help="seconds; see Config")
     parser.add_argument("--input-shape", type=_int_list, default=None, help="H,W,C (default: the model's)")
     parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--lif", default=defaults.lif, help=f"the LIF's backward, one of {sorted(LIF_BACKWARDS)}")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR / "online_memory", help="writes OUT.json, OUT.png")
     args = parser.parse_args(argv)
     try:
@@ -421,6 +435,7 @@ def parse_config(argv: Sequence[str] | None = None) -> tuple[Config, Path]:
             step_time_limit=args.step_time_limit,
             input_shape=args.input_shape,
             seed=args.seed,
+            lif=args.lif,
         )
     except ValueError as error:
         parser.error(str(error))

@@ -27,7 +27,7 @@ class Workload:
       batch_size: B.
       ann: ReLU instead of LIF on a batch of T*B (the ANN bound).
       input_shape: ``(H, W, C)``.
-      slow: a full-size model, run only with ``--all``.
+      slow: a full-size model or a long T, run only with ``--all`` (or by name).
       time_fold: ``bsnn_jax`` only: stateless layers on ``[T*B, ...]`` (True), per time step
         (False), or the backend's default (None); see ``nn.default_time_fold``.
       xla_defaults: ``bsnn_jax`` only: compile with XLA's default options instead of the
@@ -80,6 +80,8 @@ WORKLOADS: dict[str, Workload] = {
         _reference("snntorch", 4),
         _reference("spikingjelly", 4),
         *(_reference("spikingjelly", t) for t in (1, 8)),
+        # Long T (issue 20), beside SpikingJelly's multi-step mode: about 10 minutes, so with --all.
+        *(dataclasses.replace(_reference(f, t), slow=True) for t in (16, 32) for f in ("bsnn_jax", "spikingjelly")),
         _full("resnet19", 2, (32, 32, 3)),
         _full("resnet19", 4, (32, 32, 3)),
         _full("resnet19", 4, (32, 32, 3), ann=True),

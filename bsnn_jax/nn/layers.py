@@ -250,6 +250,9 @@ class LIF(nnx.Module):
     (``online=True``, set by ``nn.online``) it keeps its last membrane as a ``Membrane`` variable
     and starts the next call from it; the online step passes that state in as a constant, so
     no gradient flows through time.
+
+    ``fused`` and ``save_dtype`` choose how BPTT's backward is computed and what it keeps
+    (``ops.lif_scan``): not what the layer computes.
     """
 
     def __init__(
@@ -262,11 +265,14 @@ class LIF(nnx.Module):
         surrogate: str = "triangle",
         beta: float = 1.0,
         unroll: int | bool = True,
+        fused: bool = False,
+        save_dtype: str | None = None,
     ):
         check_surrogate(surrogate)
         check_reset(reset)
         self.tau, self.v_th, self.reset, self.detach_reset = tau, v_th, reset, detach_reset
         self.surrogate, self.beta, self.unroll = surrogate, beta, unroll
+        self.fused, self.save_dtype = fused, save_dtype
         self.online, self.membrane = False, nnx.data(None)
 
     def set_view(self, online: bool | None = None):
@@ -285,6 +291,8 @@ class LIF(nnx.Module):
             surrogate=self.surrogate,
             beta=self.beta,
             unroll=self.unroll,
+            fused=self.fused,
+            save_dtype=self.save_dtype,
             u0=u0,
             return_membrane=True,
         )

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import numbers
+
 import jax
 import jax.numpy as jnp
 from jax import lax
 
-from bsnn_jax.ops.spike import check_surrogate, spike
+from bsnn_jax.ops.spike import SURROGATES, check_surrogate, spike
 
 RESETS = ("hard", "soft")
 
@@ -63,6 +67,8 @@ def lif_scan(
     membrane_dtype=None,
     unroll: int | bool = True,
     return_membrane: bool = False,
+    fused: bool = False,
+    save_dtype=None,
 ):
     """Runs ``lif_step`` over the leading (time) axis of ``x`` with ``lax.scan``.
 
@@ -75,6 +81,20 @@ def lif_scan(
       unroll: passed to ``lax.scan``. ``True`` (default) unrolls all T steps: on XLA CPU a rolled
         scan made the LIF of a [2, 128, 28, 28, 32] layer 20x slower (81 ms vs 3.6 ms fwd+bwd).
       return_membrane: also return the final membrane ``U[T-1]``.
+      fused: with ``tau``, ``v_th`` and ``beta`` plain numbers, run the whole recurrence as one
+        ``jax.custom_vjp`` whose backward keeps only the pre-reset membranes ``H[t]`` (and the
+        spikes it returned) and recomputes the surrogate; ``False`` differentiates ``lif_step``
+        through the scan (what autodiff keeps per step: H, S, 1 - S, the surrogate's operands).
+        Both give the same gradients up to float rounding. Array ``tau``/``v_th``/``beta`` (learned
+        or traced) always take the autodiff path. Off by default: on XLA:CPU autodiff already
+        keeps only H and S, so the fused form compiled to the same buffers and measured no faster
+        (``benchmarks/results/bptt_memory.md``); with ``save_dtype`` it is the way to a smaller
+        BPTT footprint at long T.
+      save_dtype: fused only: the dtype ``H[t]`` is kept in for the backward (e.g.
+        ``jnp.bfloat16``: surrogate gradients from a rounded membrane); None: the membrane's own
+        dtype (exact). Measured on VGG-11 BPTT (XLA:CPU): 10% less XLA memory at T >= 16, 11%
+        more at T <= 8 (the float32 stack of H is built before the cast; cast per step, XLA
+        removes the round trip and keeps float32 H, even through a bitcast).
 
     Returns:
       spikes ``[T, ...]`` in ``x.dtype``, or ``(spikes, U[T-1])`` when ``return_membrane``.
@@ -83,13 +103,86 @@ def lif_scan(
     if x.ndim < 1 or not jnp.issubdtype(x.dtype, jnp.floating):
         raise TypeError(f"lif_scan expects a floating time-major array [T, ...], got {x.dtype} {x.shape}")
     check_surrogate(surrogate)
+    check_reset(reset)
     if u0 is None:
         u0 = jnp.zeros(x.shape[1:], membrane_dtype or x.dtype)
     elif u0.shape != x.shape[1:]:
         raise ValueError(f"u0 has shape {u0.shape}, expected x.shape[1:] = {x.shape[1:]}")
+
+    if fused and all(isinstance(v, numbers.Real) for v in (tau, v_th, beta)):
+        neuron = _Neuron(
+            float(tau), float(v_th), reset, detach_reset, surrogate, float(beta), unroll, save_dtype and jnp.dtype(save_dtype).name
+        )
+        spikes, u_last = _lif_fused(x, u0, neuron)
+        return (spikes, u_last) if return_membrane else spikes
 
     def step(u, x_t):
         return lif_step(u, x_t, tau=tau, v_th=v_th, reset=reset, detach_reset=detach_reset, surrogate=surrogate, beta=beta)
 
     u_last, spikes = lax.scan(step, u0, x, unroll=unroll)
     return (spikes, u_last) if return_membrane else spikes
+
+
+@dataclasses.dataclass(frozen=True)
+class _Neuron:
+    """The static (hashable) options of a fused LIF: ``custom_vjp``'s non-differentiable argument."""
+
+    tau: float
+    v_th: float
+    reset: str
+    detach_reset: bool
+    surrogate: str
+    beta: float
+    unroll: int | bool
+    save_dtype: str | None
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _lif_fused(x: jax.Array, u0: jax.Array, n: _Neuron) -> tuple[jax.Array, jax.Array]:
+    spikes, u_last, _ = _lif_forward(x, u0, n)
+    return spikes, u_last
+
+
+def _lif_forward(x, u0, n: _Neuron):
+    """The forward recurrence; also returns the pre-reset membranes H[t] the backward needs."""
+
+    def step(u, x_t):
+        h = n.tau * u + x_t
+        s = (h - n.v_th >= 0).astype(h.dtype)  # as ops.spike computes it
+        u_next = h * (1 - s) if n.reset == "hard" else h - n.v_th * s
+        return u_next.astype(u.dtype), (s.astype(x.dtype), h)
+
+    u_last, (spikes, h) = lax.scan(step, u0, x, unroll=n.unroll)
+    return spikes, u_last, h
+
+
+def _lif_fused_fwd(x, u0, n: _Neuron):
+    spikes, u_last, h = _lif_forward(x, u0, n)
+    # Only H[t] is kept (optionally in a narrower dtype): S[t] is the forward's own output, which
+    # the next layer keeps anyway, and the surrogate is recomputed from H[t].
+    saved = h if n.save_dtype is None else h.astype(n.save_dtype)
+    return (spikes, u_last), (saved, spikes)
+
+
+def _lif_fused_bwd(n: _Neuron, residuals, cotangents):
+    saved, spikes = residuals
+    g_spikes, g_u_last = cotangents
+    h_dtype = jnp.result_type(g_spikes.dtype, g_u_last.dtype)  # H = tau U + X in the wider of the two
+    surrogate = SURROGATES[n.surrogate]
+
+    def step(g_u, inputs):
+        # The chain rule of lif_step in the order autodiff applies it, so the sums round alike.
+        h, s, g_s = inputs
+        h, s, g_u = h.astype(h_dtype), s.astype(h_dtype), g_u.astype(h_dtype)
+        g_s = g_s.astype(h_dtype)
+        if not n.detach_reset:  # the reset term's gradient through S
+            g_s = g_s + (-(g_u * h) if n.reset == "hard" else -(g_u * n.v_th))
+        g_h = g_s * surrogate(h - n.v_th, jnp.asarray(n.beta, h_dtype)).astype(h_dtype)
+        g_h = g_h + (g_u * (1 - s) if n.reset == "hard" else g_u)
+        return (n.tau * g_h).astype(g_u_last.dtype), g_h.astype(g_spikes.dtype)
+
+    g_u0, g_x = lax.scan(step, g_u_last, (saved, spikes, g_spikes), reverse=True, unroll=n.unroll)
+    return g_x, g_u0
+
+
+_lif_fused.defvjp(_lif_fused_fwd, _lif_fused_bwd)

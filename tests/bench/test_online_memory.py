@@ -84,8 +84,25 @@ def test_bad_arguments_are_clear_errors():
         Config(methods=("bptt", "adjoint"))
     with pytest.raises(ValueError, match="unknown model"):
         Config(model="vgg99")
+    with pytest.raises(ValueError, match="unknown lif"):
+        Config(lif="adjoint")
     with pytest.raises(SystemExit):
         online_memory.parse_config(["--batch-size", "0"])
+
+
+def test_bptt_step_with_the_fused_lif_equals_the_autodiff_one():
+    # The same step differentiated both ways (--lif fused / autodiff) moves the weights alike.
+    after = {}
+    for lif in ("fused", "autodiff"):
+        config = Config(**{**CONFIG.__dict__, "lif": lif})
+        training = online_memory.build_step("bptt", 3, config)
+        state, _ = training.step(training.state, online_memory.make_batch(config))
+        after[lif] = jax.tree.leaves(state.params)
+    moved = 0
+    for a, b in zip(after["fused"], after["autodiff"], strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+        moved += a.size
+    assert moved > 1000
 
 
 def test_bptt_step_is_sgd_with_momentum_at_0_1_on_latent_weights():

@@ -1,3 +1,5 @@
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -72,3 +74,76 @@ def test_jit_vmap_and_bfloat16_with_float32_membrane():
     assert s.dtype == jnp.bfloat16 and u.dtype == jnp.float32
     g = jax.grad(lambda v: jnp.sum(lif_scan(v, membrane_dtype=jnp.float32).astype(jnp.float32)))(xb)
     assert g.dtype == jnp.bfloat16 and bool(jnp.all(jnp.isfinite(g.astype(jnp.float32))))
+
+
+# The fused custom_vjp against autodiff through lif_step (fused=False): every reset, detach option
+# and surrogate, with an initial membrane and a cotangent on the final membrane, so every term of
+# the hand-written backward is exercised.
+FUSED_CASES = [(r, d, s) for r in ("hard", "soft") for d in (False, True) for s in ("triangle", "sigmoid", "arctan", "rectangular")]
+
+
+def _lif_loss(x, u0, fused, reset, detach, surrogate, save_dtype=None):
+    s, u = lif_scan(
+        x,
+        0.7,
+        0.9,
+        reset=reset,
+        detach_reset=detach,
+        surrogate=surrogate,
+        beta=1.5,
+        u0=u0,
+        fused=fused,
+        return_membrane=True,
+        save_dtype=save_dtype,
+    )
+    weights = jnp.arange(1.0, 1.0 + s.size).reshape(s.shape) / s.size
+    return jnp.sum(s * weights) + 0.3 * jnp.sum(u**2)
+
+
+@functools.partial(jax.jit, static_argnums=(2, 3, 4, 5, 6))
+def _lif_grads(x, u0, fused, reset, detach, surrogate, save_dtype=None):
+    outputs = lif_scan(x, 0.7, 0.9, reset=reset, u0=u0, fused=fused, return_membrane=True)
+    return outputs, jax.grad(_lif_loss, argnums=(0, 1))(x, u0, fused, reset, detach, surrogate, save_dtype)
+
+
+@pytest.fixture(scope="module")
+def lif_inputs():
+    kx, ku = jax.random.split(jax.random.key(3))
+    return jax.random.normal(kx, (7, 5, 3)) * 0.8 + 0.5, jax.random.normal(ku, (5, 3)) * 0.3
+
+
+@pytest.mark.parametrize(("reset", "detach", "surrogate"), FUSED_CASES)
+def test_fused_lif_equals_autodiff_of_lif_step(lif_inputs, reset, detach, surrogate):
+    (fused_out, fused_grads), (plain_out, plain_grads) = (_lif_grads(*lif_inputs, f, reset, detach, surrogate) for f in (True, False))
+    for a, b in zip(fused_out, plain_out, strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    for a, b in zip(fused_grads, plain_grads, strict=True):
+        assert float(jnp.max(jnp.abs(b))) > 0.1  # not a vacuous comparison of zeros
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-6)
+
+
+def test_fused_gradient_of_the_membrane_matches_finite_differences():
+    # Below threshold the LIF is linear: U[T-1] = sum_t tau^(T-1-t) X[t] + tau^T U[-1].
+    x, u0 = jnp.array([0.1, 0.2, -0.3, 0.25])[:, None], jnp.array([0.4])
+    f = lambda v, u: jnp.sum(lif_scan(v, 0.6, 5.0, u0=u, fused=True, return_membrane=True)[1])
+    gx, gu = (np.asarray(g)[..., 0] for g in jax.grad(f, argnums=(0, 1))(x, u0))
+    eps = 1e-3
+    fd = [(float(f(x.at[t, 0].add(eps), u0)) - float(f(x.at[t, 0].add(-eps), u0))) / (2 * eps) for t in range(4)]
+    np.testing.assert_allclose(gx, fd, rtol=1e-3)
+    np.testing.assert_allclose(gx, [0.6**3, 0.6**2, 0.6, 1.0], rtol=1e-5)
+    np.testing.assert_allclose(gu, 0.6**4, rtol=1e-5)
+
+
+def test_fused_bfloat16_residuals_are_close(lif_inputs):
+    (_, exact), (_, rounded) = (_lif_grads(*lif_inputs, True, "hard", False, "triangle", d) for d in (None, "bfloat16"))
+    for a, b in zip(rounded, exact, strict=True):
+        assert not np.array_equal(np.asarray(a), np.asarray(b))  # H really was rounded
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=0, atol=2e-2)
+
+
+def test_array_tau_takes_the_autodiff_path_with_its_gradient():
+    # A learned (traced) tau cannot be a static custom_vjp argument; below threshold
+    # d U[T-1] / d tau = sum_t (T-1-t) tau^(T-2-t) X[t].
+    x = jnp.array([0.1, 0.2, -0.3, 0.25])[:, None]
+    g = jax.grad(lambda tau: jnp.sum(lif_scan(x, tau, 5.0, fused=True, return_membrane=True)[1]))(0.6)
+    np.testing.assert_allclose(float(g), 3 * 0.6**2 * 0.1 + 2 * 0.6 * 0.2 + 1 * -0.3, rtol=1e-5)
