@@ -67,7 +67,11 @@ class Functional:
         return params, state
 
     def apply(self, params: Any, state: Any, x: jax.Array, *, train: bool, rng: jax.Array | None = None) -> tuple[jax.Array, Any]:
-        """The forward pass: ``(logits [T, B, K], new_state)``.
+        r"""The forward pass: ``(logits [T, B, K], new_state)``.
+
+        In training mode each BatchNorm normalises with the statistics of the batch (over T and
+        B) and updates its running averages, $\hat\mu \leftarrow (1 - m)\,\hat\mu + m\,\mu_B$
+        (likewise the variance); in evaluation mode it uses $\hat\mu$, $\hat\sigma^2$.
 
         Args:
           params, state: the trees from :meth:`init` (or trained ones).
