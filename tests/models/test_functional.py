@@ -7,8 +7,8 @@
   at all in evaluation mode;
 - ``jax.vmap`` over inputs and over initialisation keys equals a Python loop;
 - through ``models.to_linen`` every parameter sits in ``params`` and changes after one
-  ``optax.sgd`` step on ``variables['params']`` (Flax's own bridge leaves 92,160 of the 98,030 of this 8x8-input net
-  in a ``BinaryParam`` collection), with the gradients of the NNX module.
+  ``optax.sgd`` step on ``variables['params']`` (Flax's own bridge leaves 92,160 of the 98,030
+  of this 8x8-input net in a ``BinaryParam`` collection), with the gradients of the NNX module.
 
 Planted bugs this caught (in a copy of the library): ``apply`` returning the input state in
 training mode; ``apply`` using the training graph in evaluation mode; ``ParamsToLinen`` filing

@@ -7,12 +7,13 @@ from the kernels of the run's checkpoints, and with the pixels of the landscape 
 
 Planted bugs this caught (in a copy of the library): the window mean over the first step only;
 the epoch scalars written at the epoch number instead of the step; the per-layer flip ratio
-compared against the epoch-start signs of the run's first epoch twice (stale snapshot); the
-profile stopped before the last chosen step.
+computed against the new signs instead of the epoch-start ones; the profile never started.
 """
 
+import gzip
 import io
 import json
+import re
 import struct
 from pathlib import Path
 
@@ -102,8 +103,13 @@ def test_per_layer_flip_ratios_from_the_checkpoints(run):
 
 def test_profile_trace_of_the_chosen_steps(run):
     workdir, _, _ = run
-    traces = list((workdir / TENSORBOARD_DIR / "plugins" / "profile").glob("*/*.xplane.pb"))
-    assert len(traces) == 1 and traces[0].stat().st_size > 0
+    (folder,) = (workdir / TENSORBOARD_DIR / "plugins" / "profile").iterdir()
+    assert (xplane := next(folder.glob("*.xplane.pb"))).stat().st_size > 0, xplane
+    with gzip.open(next(folder.glob("*.trace.json.gz"))) as f:
+        names = [e.get("name", "") for e in json.load(f)["traceEvents"]]
+    # the Python tracer saw the loop's train_step exactly once per chosen step (4 and 5)
+    assert sum(bool(re.search(r"fit\.py:\d+ train_step$", n)) for n in names) == 2
+    assert any("PjitFunction(step)" in n for n in names)
 
 
 def test_landscape_image_lands_in_tensorboard(run):
