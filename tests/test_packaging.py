@@ -4,11 +4,13 @@ The install goes into a fresh venv whose only view of the test environment's pac
 ``.pth`` line naming a directory of links to them, without this project's own (editable)
 install, so ``bsnn`` and ``bsnn_jax`` can only come from the wheel.
 
-Planted bugs this caught (in a copy of the checkout): ``py.typed`` dropped from the package data;
+Planted bugs this caught (in a copy of the checkout): the subpackages left out of the wheel
+(``include = ["bsnn_jax"]``);
 ``--version`` reading a version of its own instead of ``bsnn_jax.__version__``.
 """
 
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -25,9 +27,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("wheel")
+    out, source = tmp_path_factory.mktemp("wheel"), tmp_path_factory.mktemp("source")
+    # a clean copy of what the sdist holds: no build/ left over from an earlier build, nothing written into the checkout
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(ROOT / name, source / name)
+    shutil.copytree(ROOT / "bsnn_jax", source / "bsnn_jax", ignore=shutil.ignore_patterns("__pycache__"))
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation", "-q", "-w", str(out)],
+        [sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "--no-build-isolation", "-q", "-w", str(out)],
         check=True,
         cwd=out,
     )
