@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 FASHION_DIR := /usr/share/datasets/fashion-mnist
 PYTEST_WORKERS ?= 2
 
-.PHONY: demo test lint test-slow test-interop bench bench-deps fashion-data clean
+.PHONY: demo test lint test-slow test-interop bench bench-deps fashion-data docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -69,5 +69,10 @@ bench-deps: $(BENCH_STAMP)
 bench: $(BENCH_STAMP)
 	$(BIN)/bsnn bench
 
+# The API reference from the docstrings (pdoc, equations through MathJax) in docs/_build;
+# fails if pdoc warns about anything.
+docs: $(STAMP)
+	$(BIN)/python docs/build.py docs/_build
+
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache docs/_build

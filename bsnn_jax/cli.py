@@ -16,12 +16,14 @@ import sys
 import time
 from pathlib import Path
 
+import flax
+import jax
 from flax import nnx
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from bsnn_jax import models
+from bsnn_jax import __version__, models
 from bsnn_jax.metrics import model_size
 
 USER_ERROR = 2  # the exit status of a user error, as of argparse's usage errors
@@ -470,6 +472,7 @@ def _add_bench(sub) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """The ``bsnn`` parser: global ``--debug``, one subparser per subcommand."""
     parser = argparse.ArgumentParser(prog="bsnn", description="Binary spiking neural networks in JAX.")
+    parser.add_argument("--version", action="version", version=f"bsnn {__version__} (jax {jax.__version__}, flax {flax.__version__})")
     parser.add_argument(
         "--debug", action="store_true", help=f"show the traceback of an error instead of a one-line report (or set {DEBUG_ENV}=1)"
     )

@@ -1,5 +1,5 @@
 """Measurements of a trained run directory: SOPs, MACs and energy (AGMM Table 2) and the loss
-landscape around its checkpoint (AGMM Fig. 2/7)."""
+landscape around its checkpoint (AGMM Fig. 2/7), also drawn into the run's TensorBoard."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from bsnn_jax.train.evaluation import eval_split
 from bsnn_jax.train.restore import Restored, restore
 from bsnn_jax.train.rundir import unused_path
 from bsnn_jax.train.step import time_major
+from bsnn_jax.train.writers import TENSORBOARD_DIR, TensorBoard
 
 
 def _test_batches(restored: Restored):
@@ -108,6 +109,10 @@ def landscape_run(
     npz = unused_path(out / f"landscape-step{step}.npz")
     np.savez(npz, loss=surface, coords=coords, step=step, examples=len(y), seed=seed)
     png = plot_landscape(surface, coords, npz.with_suffix(".png"), title=f"{config.model.name} ({config.model.variant}) step {step}")
+    if config.logging.tensorboard:
+        board = TensorBoard(Path(workdir) / TENSORBOARD_DIR)
+        board.image("landscape", png, step)
+        board.close()
     return {
         "step": step,
         "png": str(png),

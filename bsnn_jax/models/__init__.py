@@ -1,6 +1,9 @@
-"""Network families (ResNet-19, ResNet-18, VGGSNN, VGG-11, a small CNN) in fp/bsnn/agmm variants."""
+"""Network families (ResNet-19, ResNet-18, VGGSNN, VGG-11, a small CNN) in fp/bsnn/agmm variants,
+and their pure-function (``functional``) and Flax Linen (``to_linen``) forms."""
 
 from bsnn_jax.models.common import VARIANTS, ConvUnit, ModelInputError, NetOptions, Variant
+from bsnn_jax.models.functional import Functional, functional
+from bsnn_jax.models.linen import to_linen
 from bsnn_jax.models.registry import FAMILIES, create
 
-__all__ = ["FAMILIES", "VARIANTS", "ConvUnit", "ModelInputError", "NetOptions", "Variant", "create"]
+__all__ = ["FAMILIES", "VARIANTS", "ConvUnit", "Functional", "ModelInputError", "NetOptions", "Variant", "create", "functional", "to_linen"]

@@ -7,7 +7,9 @@ import jax.numpy as jnp
 
 
 def agmm(x: jax.Array, alpha: jax.Array) -> jax.Array:
-    """X'[t] = sigmoid(E(X[t])) * X[t], E(X[t]) = alpha[t] / (C H W) * sum_{c,h,w} X[t]  (Eq. 11).
+    r"""X'[t] = sigmoid(E(X[t])) * X[t], E(X[t]) = alpha[t] / (C H W) * sum_{c,h,w} X[t]  (Eq. 11).
+
+    $$X'[t] = \sigma\bigl(E(X[t])\bigr) \odot X[t], \qquad E(X[t]) = \frac{\alpha[t]}{CHW} \sum_{c,h,w} X[t]_{c,h,w}$$
 
     One gate per sample and time step. Full autograd is used: the gradient keeps the second
     term of Eq. 13, ``X * d sigmoid(E)/dX``, that the paper's Eq. 15 neglects in its analysis.

@@ -8,7 +8,10 @@ import jax.numpy as jnp
 
 @jax.custom_vjp
 def sign_ste(w: jax.Array) -> jax.Array:
-    """sign(w) with sign(0) = +1, and the straight-through estimator under AGMM Eq. 5.
+    r"""sign(w) with sign(0) = +1, and the straight-through estimator under AGMM Eq. 5.
+
+    $$\operatorname{sign}(w) = \begin{cases} +1 & w \ge 0 \\ -1 & w < 0 \end{cases},
+    \qquad \frac{\partial \operatorname{sign}(w)}{\partial w} \approx \mathbb{1}_{|w| \le 1}$$
 
     Forward: ``+1 where w >= 0, else -1`` (dtype of ``w``).
     Backward: ``d sign / dw = 1_{|w| <= 1}`` (Bengio et al. 2013), so latent weights that
@@ -29,7 +32,9 @@ sign_ste.defvjp(_sign_ste_fwd, _sign_ste_bwd)
 
 
 def channel_scale(w: jax.Array) -> jax.Array:
-    """Per-output-channel scale gamma = mean |w| (XNOR-Net), AGMM Eq. 5.
+    r"""Per-output-channel scale gamma = mean |w| (XNOR-Net), AGMM Eq. 5.
+
+    $$\gamma_o = \frac{1}{n} \sum_{i} |W_{i,o}|$$
 
     Flax kernels keep the output channel last (``[kh, kw, in, out]`` or ``[in, out]``), so the
     mean runs over every other axis. Returns shape ``[out]``.
@@ -38,7 +43,9 @@ def channel_scale(w: jax.Array) -> jax.Array:
 
 
 def binarize(w: jax.Array, detach_scale: bool = False) -> jax.Array:
-    """w_b = gamma * sign(w), AGMM Eq. 5, with gamma = mean |w| per output channel.
+    r"""w_b = gamma * sign(w), AGMM Eq. 5, with gamma = mean |w| per output channel.
+
+    $$W^b_{\cdot,o} = \gamma_o \operatorname{sign}(W_{\cdot,o}), \qquad \gamma_o = \frac{1}{n} \sum_i |W_{i,o}|$$
 
     The gradient reaches ``w`` through both factors by default, as in XNOR-Net:
     ``dL/dw = gamma * 1_{|w|<=1} * dL/dw_b + sign(w)/n * sum_channel(sign(w) * dL/dw_b)``,

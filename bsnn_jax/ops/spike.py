@@ -73,7 +73,10 @@ _heaviside.defvjp(_heaviside_fwd, _heaviside_bwd)
 
 
 def spike(u: jax.Array, v_th=1.0, beta=1.0, surrogate: str = "triangle") -> jax.Array:
-    """Fires where the membrane reaches threshold (AGMM Eq. 3) with a surrogate gradient.
+    r"""Fires where the membrane reaches threshold (AGMM Eq. 3) with a surrogate gradient.
+
+    $$S = \Theta(u - V_{th}), \qquad
+    \frac{\partial S}{\partial u} \approx \max\bigl(0, \beta - |u - V_{th}|\bigr) \quad \text{(triangle, Eq. 7)}$$
 
     Forward: ``S = 1[u >= v_th]`` in the dtype of ``u``.
     Backward: ``dS/du = surrogate(u - v_th; beta)``, by default the triangle of AGMM Eq. 7,

@@ -104,7 +104,8 @@ def default_config() -> ml_collections.ConfigDict:
     Groups: ``dataset``, ``model``, ``loss``, ``optimizer`` (with ``optimizer.flip`` for the
     latent-weight-free rules), ``train`` (BPTT or online), ``schedule``, ``checkpoint``, ``mesh``;
     top-level ``seed``, ``batch_size`` (global, over all devices and hosts), ``eval_batch_size``,
-    ``num_epochs``, ``steps_per_epoch``, ``log_every_steps``, ``eval_every_epochs``, ``progress``.
+    ``num_epochs``, ``steps_per_epoch``, ``log_every_steps``, ``eval_every_epochs``, ``progress``;
+    ``logging`` (TensorBoard, profiler).
     """
     c = ml_collections.ConfigDict()
     c.name = "run"
@@ -155,6 +156,12 @@ def default_config() -> ml_collections.ConfigDict:
     c.mesh.process_id = -1  # -1: not set
 
     c.progress = True  # progress bar on a terminal
+
+    # Beside metrics.jsonl: TensorBoard event files and, for the optimizer steps listed (e.g.
+    # --config.logging.profile_steps=10,11), a jax.profiler trace, both in WORKDIR/tensorboard.
+    c.logging = ml_collections.ConfigDict()
+    c.logging.tensorboard = True
+    c.logging.profile_steps = ()
     return c
 
 
@@ -329,6 +336,11 @@ def validate(config: ml_collections.ConfigDict) -> None:
     _check(config.optimizer.weight_decay >= 0, f"optimizer.weight_decay must be >= 0, got {config.optimizer.weight_decay}")
     warmup = config.schedule.warmup_epochs
     _check(0 <= warmup < config.num_epochs, f"schedule.warmup_epochs must be in [0, num_epochs={config.num_epochs}), got {warmup}")
+    steps = config.logging.profile_steps
+    _check(
+        all(isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in steps),
+        f"logging.profile_steps must be optimizer step numbers >= 1, such as --config.logging.profile_steps=10,11; got {steps!r}",
+    )
     _check(config.mesh.num_devices >= 0, f"mesh.num_devices must be >= 0 (0 = all), got {config.mesh.num_devices}")
     _check(config.mesh.num_processes >= 0, f"mesh.num_processes must be >= 0 (0 = not set), got {config.mesh.num_processes}")
     n, i = config.mesh.num_processes, config.mesh.process_id

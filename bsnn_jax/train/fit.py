@@ -30,6 +30,7 @@ from bsnn_jax.train.rundir import RunDir
 from bsnn_jax.train.setup import Run, build
 from bsnn_jax.train.state import TrainState
 from bsnn_jax.train.step import Regularizer, make_eval_step
+from bsnn_jax.train.writers import RunLogs
 
 
 @dataclasses.dataclass
@@ -49,6 +50,7 @@ class _Training:
     epoch_signs: dict | None = None
     window: list = dataclasses.field(default_factory=list)
     epoch_start: float = 0.0
+    logs: RunLogs | None = None
 
     @classmethod
     def start(cls, run: Run, rundir: RunDir, checkpoints: RunCheckpoints, console: Console) -> _Training:
@@ -97,8 +99,10 @@ class _Training:
         return {k: v.ravel() for k, v in jax.device_get(signs(flip_kernels(model))).items()}
 
     def train_step(self, train_step) -> None:
+        self.logs.profile.before(self.step + 1, self.state)
         self.state, metrics = train_step(self.state, mesh_lib.shard_batch(next(self.train_iter), self.run.mesh))
         self.step += 1
+        self.logs.profile.after(self.step, self.state)
         self.window.append(metrics)
 
     def flush(self) -> None:
@@ -110,7 +114,9 @@ class _Training:
             if self.last_saved is not None
             else "no checkpoint had been saved yet"
         )
-        self.epoch.add_window(jax.device_get(self.window), first_step=self.step - len(self.window), last_good=last_good)
+        values = jax.device_get(self.window)
+        self.epoch.add_window(values, first_step=self.step - len(self.window), last_good=last_good)
+        self.logs.window(self.step, values, flip_total=self.epoch.flip_total)
         self.window = []
 
     def save(self, metrics: dict[str, float] | None = None) -> None:
@@ -140,7 +146,7 @@ class _Training:
             **self.epoch.row(self.epoch_signs, signs_now),
             "learning_rate": run.learning_rate(self.step),
         }
-        self.epoch_signs = signs_now
+        signs_before, self.epoch_signs = self.epoch_signs, signs_now
         self.rundir.save_signs(self.step, signs_now)
         evaluated = epoch % run.config.eval_every_epochs == 0 or self.step >= run.total_steps
         if evaluated:
@@ -155,6 +161,7 @@ class _Training:
         self.last_row, self.epoch, self.epoch_start = row, self.epoch.next_epoch(), time.time()
         self.save({"test_accuracy": row["test_accuracy"]} if evaluated else None)
         self.rundir.append_metrics(row)
+        self.logs.epoch(row, signs_before, signs_now)
         return row
 
     def save_on_interrupt(self, why: str, console: Console) -> None:
@@ -203,8 +210,10 @@ def fit(
         rundir.changes(config)  # refuses another run's config before the checkpoint folder is created
     size = model_size(run.model)
     stop_at = run.total_steps if until_step is None else min(until_step, run.total_steps)
-    with rundir.checkpoints(run.fingerprint, config.checkpoint, run.optimizer.codec) as checkpoints:
+    logs = RunLogs(rundir.path, config.logging, writer=rundir.writer)
+    with rundir.checkpoints(run.fingerprint, config.checkpoint, run.optimizer.codec) as checkpoints, logs:
         t = _Training.start(run, rundir, checkpoints, console)
+        t.logs = logs
         console.print(_opening(t, run, size, rundir))
         train_step = run.make_train_step(regularizer)
         eval_step = make_eval_step(run.defs, loss=config.loss.name, firing_rates=True, mesh=run.mesh)

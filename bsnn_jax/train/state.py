@@ -16,6 +16,8 @@ import jax.numpy as jnp
 import optax
 from flax import nnx, struct
 
+from bsnn_jax.models.functional import eval_view
+
 
 @struct.dataclass
 class TrainState:
@@ -46,11 +48,6 @@ class ModelDef:
     def model(self, params: Any, model_state: Any, *, training: bool = False) -> nnx.Module:
         """Rebuilds the module from pure state trees (in or out of ``jit``)."""
         return nnx.merge(self.train if training else self.eval, params, model_state)
-
-
-def eval_view(model: nnx.Module) -> nnx.Module:
-    """``model`` with BatchNorm on running averages and dropout off (shares its arrays)."""
-    return nnx.view(model, use_running_average=True, deterministic=True, raise_if_not_found=False)
 
 
 def split_model(model: nnx.Module) -> tuple[ModelDef, Any, Any]:
