@@ -1,6 +1,17 @@
 """Network families (ResNet-19, ResNet-18, VGGSNN, VGG-11, a small CNN, a spiking MLP, a 1-D convnet) in fp/bsnn/agmm variants."""
 
-from bsnn_jax.models.common import VARIANTS, Conv1dUnit, ConvUnit, DenseUnit, ModelInputError, NetOptions, Variant
+from bsnn_jax.models.common import MODEL_ENCODERS, VARIANTS, Conv1dUnit, ConvUnit, DenseUnit, ModelInputError, NetOptions, Variant
 from bsnn_jax.models.registry import FAMILIES, create
 
-__all__ = ["FAMILIES", "VARIANTS", "Conv1dUnit", "ConvUnit", "DenseUnit", "ModelInputError", "NetOptions", "Variant", "create"]
+__all__ = [
+    "FAMILIES",
+    "MODEL_ENCODERS",
+    "VARIANTS",
+    "Conv1dUnit",
+    "ConvUnit",
+    "DenseUnit",
+    "ModelInputError",
+    "NetOptions",
+    "Variant",
+    "create",
+]

@@ -11,6 +11,7 @@ from flax import nnx
 
 from bsnn_jax.nn import AGMM, LIF, BatchNorm, BinaryConv, BinaryConv1d, BinaryLinear
 from bsnn_jax.nn.layers import CONV_OUTPUT
+from bsnn_jax.ops import encode
 
 
 class ModelInputError(ValueError):
@@ -33,6 +34,10 @@ VARIANTS = {
 }
 
 
+# What a model's input becomes before its stem (``encode_input``): direct current injection, or
+# spikes: latency (time to first spike) of a static input, delta (threshold crossings) of a sequence.
+MODEL_ENCODERS = ("direct", "latency", "delta")
+
 REMAT_POLICIES = {
     # keep only each block's input; recompute its conv, BN, AGMM and LIF (least memory)
     "block": jax.checkpoint_policies.nothing_saveable,
@@ -48,7 +53,9 @@ class NetOptions:
     ``neuron`` holds keyword arguments of ``nn.LIF`` (tau, v_th, reset, detach_reset, surrogate,
     beta, unroll); ``time_fold`` chooses how stateless layers run over time (``nn.time_map``);
     ``compute_dtype`` is the precision of the convolutions (``nn.SynapticLayer``), None for the input's;
-    ``remat`` recomputes each layer or block in the backward pass (``REMAT_POLICIES``, ``remat_call``).
+    ``remat`` recomputes each layer or block in the backward pass (``REMAT_POLICIES``, ``remat_call``);
+    ``encoder`` turns the input into the T-step stream the stem reads (``MODEL_ENCODERS``, ``encode_input``),
+    ``encoder_threshold`` is the delta encoder's step (or the latency encoder's silence level).
     """
 
     variant: Variant
@@ -57,10 +64,19 @@ class NetOptions:
     compute_dtype: str | None = None
     remat: str | None = None
     neuron: dict[str, Any] = dataclasses.field(default_factory=dict)
+    encoder: str = "direct"
+    encoder_threshold: float = 0.1
 
     def __post_init__(self):
         if self.remat is not None and self.remat not in REMAT_POLICIES:
             raise ValueError(f"unknown remat policy {self.remat!r}; known: {sorted(REMAT_POLICIES)} or None")
+        if self.encoder == "rate":
+            raise ValueError(
+                "encoder 'rate' draws new random spikes every batch, which needs a key the model does not hold; "
+                "encode in your input pipeline with bsnn_jax.ops.encode.rate(key, x, T), or use direct, latency or delta"
+            )
+        if self.encoder not in MODEL_ENCODERS:
+            raise ValueError(f"unknown encoder {self.encoder!r}; known: {list(MODEL_ENCODERS)}")
 
     def lif(self) -> LIF:
         return LIF(**self.neuron)
@@ -175,8 +191,9 @@ class SpikingNet(nnx.Module):
     frames, or a static image fed once.
     """
 
-    def _init_net(self, name: str, input_shape, timesteps: int) -> None:
-        self.name, self.input_shape, self.timesteps, self.online = name, tuple(input_shape), timesteps, False
+    def _init_net(self, name: str, input_shape, opts: NetOptions) -> None:
+        self.name, self.input_shape, self.timesteps, self.online = name, tuple(input_shape), opts.timesteps, False
+        self.encoder, self.encoder_threshold = opts.encoder, opts.encoder_threshold
 
     def set_view(self, online: bool | None = None):
         """Online mode (``nn.online``): each call is one time step."""
@@ -187,7 +204,26 @@ class SpikingNet(nnx.Module):
         """Checks ``x`` and runs the full-precision stem over time (``apply_stem``)."""
         steps = 1 if self.online else self.timesteps
         check_input(x, self.input_shape, steps, self.name)
-        return apply_stem(stem, x, steps, static=x.ndim == len(self.input_shape) + 1)
+        static = x.ndim == len(self.input_shape) + 1
+        if self.encoder != "direct":
+            if self.online:
+                raise ModelInputError(
+                    f"{self.name}: encoder {self.encoder!r} needs all T steps of the input; train it with train.mode=bptt"
+                )
+            x, static = encode_input(self.encoder, x, self.timesteps, static, self.encoder_threshold), False
+        return apply_stem(stem, x, steps, static=static)
+
+
+def encode_input(encoder: str, x: jax.Array, timesteps: int, static: bool, threshold: float) -> jax.Array:
+    """A static input's latency code (``ops.encode.latency``, [T, B, ...]) or a ``[T, B, ...]`` sequence's
+    delta code (``ops.encode.delta``: threshold crossings over time, signed counts)."""
+    if encoder == "latency":
+        if not static:
+            raise ModelInputError("encoder 'latency' codes static inputs (one first-spike time each); sequences take 'delta' or 'direct'")
+        return encode.latency(x, timesteps, threshold=threshold)
+    if static:
+        raise ModelInputError("encoder 'delta' codes how a sequence changes over time; static inputs take 'latency' or 'direct'")
+    return encode.delta(x, threshold)
 
 
 def check_input(x: jax.Array, input_shape: tuple[int, ...], timesteps: int, model: str) -> None:

@@ -34,7 +34,7 @@ class SpikingMLP(SpikingNet):
     ):
         if not hidden:
             raise ValueError(f"{name} needs at least one hidden layer, got hidden={tuple(hidden)}")
-        self._init_net(name, input_shape, opts.timesteps)
+        self._init_net(name, input_shape, opts)
         self.remat = opts.remat
         features = math.prod(input_shape)
         units = []

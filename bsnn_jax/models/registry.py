@@ -93,6 +93,8 @@ def create(
     compute_dtype: str | None = None,
     remat: str | None = None,
     neuron: dict[str, Any] | None = None,
+    encoder: str = "direct",
+    encoder_threshold: float = 0.1,
     rngs: nnx.Rngs | int = 0,
 ) -> nnx.Module:
     """Builds a network family in one of the variants ``fp``, ``bsnn`` or ``agmm``.
@@ -113,6 +115,10 @@ def create(
       remat: recompute each layer (VGG) or block (ResNet) in the backward pass to save memory:
         ``"block"`` keeps only its input, ``"conv"`` also its conv outputs (``REMAT_POLICIES``).
       neuron: keyword arguments of ``nn.LIF`` (tau, v_th, reset, surrogate, beta, ...).
+      encoder: what the input becomes before the first layer (``ops.encode``): ``direct`` (the real
+        value injected as current at every step), ``latency`` (one spike per input at
+        ``round((1 - x)(T - 1))``, static inputs) or ``delta`` (threshold crossings of a sequence).
+      encoder_threshold: the delta encoder's step, or the level at or below which latency stays silent.
       rngs: ``nnx.Rngs`` or an integer seed.
 
     Returns:
@@ -132,6 +138,8 @@ def create(
         compute_dtype=compute_dtype,
         remat=remat,
         neuron=dict(neuron or {}),
+        encoder=encoder,
+        encoder_threshold=encoder_threshold,
     )
     rngs = nnx.Rngs(rngs) if isinstance(rngs, int) else rngs
     return family.build(

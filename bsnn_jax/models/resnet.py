@@ -79,7 +79,7 @@ class BiRealResNet(SpikingNet):
         name: str = "resnet",
         rngs: nnx.Rngs,
     ):
-        self._init_net(name, input_shape, opts.timesteps)
+        self._init_net(name, input_shape, opts)
         self.remat = opts.remat
         width = stages[0][0]
         self.stem = Stem(input_shape[-1], width, stem_kernel, stem_stride, stem_maxpool, opts, rngs=rngs)

@@ -59,7 +59,7 @@ class SpikingVGG(SpikingNet):
     ):
         if head not in ("flatten", "gap"):
             raise ValueError(f"unknown head {head!r}; known: ['flatten', 'gap']")
-        self._init_net(name, input_shape, opts.timesteps)
+        self._init_net(name, input_shape, opts)
         self.head, self.time_fold, self.remat = head, opts.time_fold, opts.remat
         self.cfg, self.dims = tuple(cfg), dims
         if dims == 1:
