@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 
-from bsnn_jax.data import builtin, dvs, npz, tfds_sources
+from bsnn_jax.data import builtin, dvs, npz, sequences, tfds_sources
 from bsnn_jax.data.base import (
     ArraySource,
     DataNotFoundError,
@@ -32,6 +32,8 @@ from bsnn_jax.data.npz import NpzFormatError
 KNOWN_DATASETS = (
     "fashion_mnist",
     "digits",
+    "seq_fashion_mnist",
+    "seq_digits",
     "cifar10",
     "cifar100",
     "imagenet",
@@ -54,7 +56,8 @@ def load(
     """Opens a dataset by name.
 
     Args:
-      name: one of :data:`KNOWN_DATASETS`; ``"npz:PATH"`` loads your own arrays from ``PATH``.
+      name: one of :data:`KNOWN_DATASETS`; ``"npz:PATH"`` loads your own arrays from ``PATH``;
+        ``seq_`` + an image set reads its images row by row (one row per time step, ``data.sequences``).
       data_dir: where the data lives. Defaults: Fashion-MNIST ``/usr/share/datasets/fashion-mnist``
         (Debian's ``dataset-fashion-mnist``); CIFAR/ImageNet tfds's ``$TFDS_DATA_DIR`` or
         ``~/tensorflow_datasets``; DVS ``$BSNN_DATA_DIR`` or ``~/bsnn_data``.
@@ -73,6 +76,9 @@ def load(
       DataNotFoundError: the data is not on disk (and ``download`` is False); the message
         gives the command or the files and folder that fix it.
     """
+    if name in ("seq_fashion_mnist", "seq_digits"):
+        # T is the image height; train.setup checks it against model.timesteps
+        return sequences.rows_as_steps(load(name.removeprefix("seq_"), data_dir=data_dir, download=download), name)
     if name.startswith("npz:"):
         return npz.load_npz(name.removeprefix("npz:"), timesteps=timesteps)
     if name == "fashion_mnist":
