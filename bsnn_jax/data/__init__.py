@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 
-from bsnn_jax.data import builtin, dvs, npz, sequences, tfds_sources
+from bsnn_jax.data import builtin, dvs, heidelberg, npz, sequences, tfds_sources
 from bsnn_jax.data.base import (
     ArraySource,
     DataNotFoundError,
@@ -39,6 +39,8 @@ KNOWN_DATASETS = (
     "imagenet",
     "dvs_gesture",
     "dvs_cifar10",
+    "shd",
+    "ssc",
     "npz:PATH",
 )
 
@@ -60,9 +62,10 @@ def load(
         ``seq_`` + an image set reads its images row by row (one row per time step, ``data.sequences``).
       data_dir: where the data lives. Defaults: Fashion-MNIST ``/usr/share/datasets/fashion-mnist``
         (Debian's ``dataset-fashion-mnist``); CIFAR/ImageNet tfds's ``$TFDS_DATA_DIR`` or
-        ``~/tensorflow_datasets``; DVS ``$BSNN_DATA_DIR`` or ``~/bsnn_data``.
+        ``~/tensorflow_datasets``; DVS, SHD and SSC ``$BSNN_DATA_DIR`` or ``~/bsnn_data``.
       timesteps: frames per recording for event data (DVS default 16 for Gesture, 10 for
-        CIFAR10-DVS; for ``npz:`` event frames it must match the arrays). Static-image
+        CIFAR10-DVS; SHD/SSC 100 bins of 10 ms; for ``npz:`` event frames and sequences it must
+        match the arrays). Static-image
         datasets have no time axis and ignore it: the model repeats the image over its steps.
       cache_dir: DVS only: where binned frames are cached (default ``<data_dir>/bsnn_frames``).
       autoaugment: CIFAR only: add AutoAugment's CIFAR-10 policy to the training augmentation.
@@ -89,6 +92,8 @@ def load(
         return tfds_sources.cifar(name, data_dir, autoaugment=autoaugment, cutout=cutout, download=download)
     if name == "imagenet":
         return tfds_sources.imagenet(data_dir)
+    if name in ("shd", "ssc"):
+        return heidelberg.load_heidelberg(name, data_dir, timesteps=timesteps, download=download)
     if name in ("dvs_gesture", "dvs_cifar10"):
         return dvs.load_dvs(name, data_dir, timesteps=timesteps, cache_dir=cache_dir, download=download)
     raise ValueError(f"unknown dataset {name!r}; known: {', '.join(KNOWN_DATASETS)}")
