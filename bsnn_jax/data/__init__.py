@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 
-from bsnn_jax.data import builtin, dvs, heidelberg, npz, sequences, tfds_sources
+from bsnn_jax.data import builtin, dvs, heidelberg, nmnist, npz, sequences, tfds_sources
 from bsnn_jax.data.base import (
     ArraySource,
     DataNotFoundError,
@@ -39,6 +39,7 @@ KNOWN_DATASETS = (
     "imagenet",
     "dvs_gesture",
     "dvs_cifar10",
+    "nmnist",
     "shd",
     "ssc",
     "npz:PATH",
@@ -92,6 +93,8 @@ def load(
         return tfds_sources.cifar(name, data_dir, autoaugment=autoaugment, cutout=cutout, download=download)
     if name == "imagenet":
         return tfds_sources.imagenet(data_dir)
+    if name == "nmnist":
+        return nmnist.load_nmnist(data_dir, timesteps=timesteps, download=download)
     if name in ("shd", "ssc"):
         return heidelberg.load_heidelberg(name, data_dir, timesteps=timesteps, download=download)
     if name in ("dvs_gesture", "dvs_cifar10"):
