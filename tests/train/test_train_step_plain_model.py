@@ -1,10 +1,13 @@
 """The BPTT step trains a model with no binarizable layer at all (the GRU/LSTM baselines of experiments.seq_fashion)."""
 
+import math
+
 import jax
 import numpy as np
 import optax
 from flax import nnx
 
+from bsnn_jax.metrics import StepFlipRatio, flip_ratio
 from bsnn_jax.train.state import create_train_state
 from bsnn_jax.train.step import make_train_step
 
@@ -32,3 +35,10 @@ def test_step_without_binary_kernels_updates_by_sgd():
     for new_leaf, old, g in zip(jax.tree.leaves(new.params), jax.tree.leaves(state.params), jax.tree.leaves(grads), strict=True):
         np.testing.assert_allclose(new_leaf, old - 0.5 * g, rtol=1e-5, atol=1e-6)
     assert float(metrics["loss"]) > 0
+
+
+def test_flip_ratios_without_binary_kernels_are_nan():
+    assert math.isnan(flip_ratio({}, {}))
+    ratio = StepFlipRatio()
+    ratio.update(0, 0)
+    assert math.isnan(ratio.result()) and ratio.steps == 0
