@@ -4,7 +4,7 @@ the same way (the configs' data, loss, optimizer, schedule, batch, epochs and se
 
     python -m experiments.seq_fashion --out experiments/results/seq_fashion --runs runs/seq_fashion
 
-The GRU and LSTM (``nnx.GRUCell`` / ``nnx.LSTMCell`` under ``nnx.RNN``, a linear read-out at every
+The GRU and LSTM (``nnx.GRUCell`` / ``nnx.LSTMCell`` over the steps, a linear read-out at every
 step, so their logits are ``[T, B, K]`` like a spiking net's) are registered as model families for
 the duration of the run only. Writes ``OUT/report.md`` and ``OUT/results.json`` (accuracy, parameters,
 size as the papers count it, training minutes); the runs go to ``RUNS/<model>``, where a finished
@@ -45,12 +45,20 @@ class RecurrentBaseline(nnx.Module):
     def __init__(self, cell: str, hidden: int, input_shape, num_classes: int, opts: models.NetOptions, *, rngs: nnx.Rngs):
         features = math.prod(input_shape)
         make = {"gru": nnx.GRUCell, "lstm": nnx.LSTMCell}[cell]
-        self.rnn = nnx.RNN(make(features, hidden, rngs=rngs), time_major=True)
+        self.cell = make(features, hidden, rngs=rngs)
         self.fc = nnx.Linear(hidden, num_classes, rngs=rngs)
         self.timesteps = opts.timesteps
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        return self.fc(self.rnn(x.reshape(x.shape[:2] + (-1,))))
+        # A Python loop over the steps rather than nnx.RNN's scan: the library's evaluation records
+        # intermediates with nnx.capture, which nnx.RNN's scan carry does not accept.
+        x = x.reshape(x.shape[:2] + (-1,))
+        carry = self.cell.initialize_carry(x.shape[1:], rngs=nnx.Rngs(0))  # zeros: the key is not used
+        outputs = []
+        for step in x:
+            carry, y = self.cell(carry, step)
+            outputs.append(y)
+        return self.fc(jax.numpy.stack(outputs))
 
 
 @contextlib.contextmanager
