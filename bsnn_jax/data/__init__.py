@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 
-from bsnn_jax.data import builtin, dvs, npz, tfds_sources
+from bsnn_jax.data import builtin, dvs, heidelberg, nmnist, npz, sequences, tfds_sources
 from bsnn_jax.data.base import (
     ArraySource,
     DataNotFoundError,
@@ -32,11 +32,16 @@ from bsnn_jax.data.npz import NpzFormatError
 KNOWN_DATASETS = (
     "fashion_mnist",
     "digits",
+    "seq_fashion_mnist",
+    "seq_digits",
     "cifar10",
     "cifar100",
     "imagenet",
     "dvs_gesture",
     "dvs_cifar10",
+    "nmnist",
+    "shd",
+    "ssc",
     "npz:PATH",
 )
 
@@ -55,12 +60,14 @@ def load(
     """Opens a dataset by name.
 
     Args:
-      name: one of :data:`KNOWN_DATASETS`; ``"npz:PATH"`` loads your own arrays from ``PATH``.
+      name: one of :data:`KNOWN_DATASETS`; ``"npz:PATH"`` loads your own arrays from ``PATH``;
+        ``seq_`` + an image set reads its images row by row (one row per time step, ``data.sequences``).
       data_dir: where the data lives. Defaults: Fashion-MNIST ``/usr/share/datasets/fashion-mnist``
         (Debian's ``dataset-fashion-mnist``); CIFAR/ImageNet tfds's ``$TFDS_DATA_DIR`` or
-        ``~/tensorflow_datasets``; DVS ``$BSNN_DATA_DIR`` or ``~/bsnn_data``.
+        ``~/tensorflow_datasets``; DVS, SHD and SSC ``$BSNN_DATA_DIR`` or ``~/bsnn_data``.
       timesteps: frames per recording for event data (DVS default 16 for Gesture, 10 for
-        CIFAR10-DVS; for ``npz:`` event frames it must match the arrays). Static-image
+        CIFAR10-DVS; SHD/SSC 100 bins of 10 ms; for ``npz:`` event frames and sequences it must
+        match the arrays). Static-image
         datasets have no time axis and ignore it: the model repeats the image over its steps.
       cache_dir: DVS only: where binned frames are cached (default ``<data_dir>/bsnn_frames``).
       autoaugment: CIFAR only: add AutoAugment's CIFAR-10 policy to the training augmentation.
@@ -76,6 +83,9 @@ def load(
       DataNotFoundError: the data is not on disk (and ``download`` is False); the message
         gives the command or the files and folder that fix it.
     """
+    if name in ("seq_fashion_mnist", "seq_digits"):
+        # T is the image height; train.setup checks it against model.timesteps
+        return sequences.rows_as_steps(load(name.removeprefix("seq_"), data_dir=data_dir, download=download), name)
     if name.startswith("npz:"):
         return npz.load_npz(name.removeprefix("npz:"), timesteps=timesteps)
     if name == "fashion_mnist":
@@ -86,6 +96,10 @@ def load(
         return tfds_sources.cifar(name, data_dir, autoaugment=autoaugment, cutout=cutout, download=download)
     if name == "imagenet":
         return tfds_sources.imagenet(data_dir)
+    if name == "nmnist":
+        return nmnist.load_nmnist(data_dir, timesteps=timesteps, download=download)
+    if name in ("shd", "ssc"):
+        return heidelberg.load_heidelberg(name, data_dir, timesteps=timesteps, download=download)
     if name in ("dvs_gesture", "dvs_cifar10"):
         return dvs.load_dvs(name, data_dir, timesteps=timesteps, cache_dir=cache_dir, download=download, augmentation=dvs_augmentation)
     raise ValueError(f"unknown dataset {name!r}; known: {', '.join(KNOWN_DATASETS)}")

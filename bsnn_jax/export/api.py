@@ -102,6 +102,7 @@ def save(
     path = Path(path)
     if path.exists() and not force:
         raise ExportError(f"{path} already exists; choose another --out or pass --force to overwrite it")
+    _check_exportable(model, description)
     packed, folded = to_packed(model)
     _check_matches(packed, _skeleton(description))
     tensors = _tensors(packed, fp16)
@@ -125,6 +126,16 @@ def save(
         "report_bytes": manifest["report_bytes"],
         "folded_units": folded,
     }
+
+
+def _check_exportable(model: nnx.Module, description: dict[str, Any]) -> None:
+    """The .bsnn format packs 2-D conv units (``ConvUnit``); dense and 1-D units are not packed yet."""
+    units = sorted({type(m).__name__ for _, m in nnx.iter_modules(model) if isinstance(m, (models.DenseUnit, models.Conv1dUnit))})
+    if units:
+        raise ExportError(
+            f"{description.get('name')}: the .bsnn format packs the 2-D conv families only, this model has {units}; "
+            "keep its checkpoint (bsnn evaluate --workdir) for inference"
+        )
 
 
 def _check_matches(packed: nnx.Module, skeleton: nnx.Module) -> None:

@@ -110,7 +110,7 @@ def measure_activity(model: nnx.Module, batches: Iterable[jax.Array]) -> Activit
     seen = 0
     for x in batches:
         _, recorded = run(x)
-        n = x.shape[-4]
+        n = x.shape[-len(model.input_shape) - 1]  # the batch axis, before one example's axes
         for k, v in recorded.items():
             sums[k] = sums.get(k, 0.0) + float(v) * n
         seen += n

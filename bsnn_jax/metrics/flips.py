@@ -48,7 +48,7 @@ def flip_ratio(before: Kernels, after: Kernels) -> jax.Array:
     ends; this counts net flips between the snapshots, not every step.
     """
     flipped, total = count_flips(before, after)
-    return flipped / total
+    return flipped / total if total else float("nan")  # nan: a model without binarizable kernels
 
 
 @dataclasses.dataclass
@@ -68,8 +68,9 @@ class StepFlipRatio:
         self.ratio_sum, self.steps = 0.0, 0
 
     def update(self, flipped, total: int) -> None:
-        self.ratio_sum += float(flipped) / total
-        self.steps += 1
+        if total:  # a model without binarizable kernels has no ratio (result() is nan)
+            self.ratio_sum += float(flipped) / total
+            self.steps += 1
 
     def result(self) -> float:
         return self.ratio_sum / self.steps if self.steps else float("nan")

@@ -9,8 +9,9 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from bsnn_jax.nn import AGMM, LIF, BatchNorm, BinaryConv, TracingLIF
+from bsnn_jax.nn import AGMM, LIF, BatchNorm, BinaryConv, BinaryConv1d, BinaryLinear, TracingLIF
 from bsnn_jax.nn.layers import CONV_OUTPUT
+from bsnn_jax.ops import encode
 
 
 class ModelInputError(ValueError):
@@ -33,6 +34,10 @@ VARIANTS = {
 }
 
 
+# What a model's input becomes before its stem (``encode_input``): direct current injection, or
+# spikes: latency (time to first spike) of a static input, delta (threshold crossings) of a sequence.
+MODEL_ENCODERS = ("direct", "latency", "delta")
+
 REMAT_POLICIES = {
     # keep only each block's input; recompute its conv, BN, AGMM and LIF (least memory)
     "block": jax.checkpoint_policies.nothing_saveable,
@@ -48,7 +53,9 @@ class NetOptions:
     ``neuron`` holds keyword arguments of ``nn.LIF`` (tau, v_th, reset, detach_reset, surrogate,
     beta, unroll); ``time_fold`` chooses how stateless layers run over time (``nn.time_map``);
     ``compute_dtype`` is the precision of the convolutions (``nn.SynapticLayer``), None for the input's;
-    ``remat`` recomputes each layer or block in the backward pass (``REMAT_POLICIES``, ``remat_call``).
+    ``remat`` recomputes each layer or block in the backward pass (``REMAT_POLICIES``, ``remat_call``);
+    ``encoder`` turns the input into the T-step stream the stem reads (``MODEL_ENCODERS``, ``encode_input``),
+    ``encoder_threshold`` is the delta encoder's step (or the latency encoder's silence level).
     """
 
     variant: Variant
@@ -57,10 +64,19 @@ class NetOptions:
     compute_dtype: str | None = None
     remat: str | None = None
     neuron: dict[str, Any] = dataclasses.field(default_factory=dict)
+    encoder: str = "direct"
+    encoder_threshold: float = 0.1
 
     def __post_init__(self):
         if self.remat is not None and self.remat not in REMAT_POLICIES:
             raise ValueError(f"unknown remat policy {self.remat!r}; known: {sorted(REMAT_POLICIES)} or None")
+        if self.encoder == "rate":
+            raise ValueError(
+                "encoder 'rate' draws new random spikes every batch, which needs a key the model does not hold; "
+                "encode in your input pipeline with bsnn_jax.ops.encode.rate(key, x, T), or use direct, latency or delta"
+            )
+        if self.encoder not in MODEL_ENCODERS:
+            raise ValueError(f"unknown encoder {self.encoder!r}; known: {list(MODEL_ENCODERS)}")
 
     def lif(self) -> LIF:
         # TracingLIF is nn.LIF except online with the BSO code's adaptive trace (train.trace).
@@ -75,7 +91,20 @@ def remat_call(remat: str | None, fn, *args):
     return nnx.remat(fn, policy=REMAT_POLICIES[remat], graph=True, graph_updates=True)(*args)
 
 
-class ConvUnit(nnx.Module):
+class NormalizedUnit(nnx.Module):
+    """What every unit does after its synaptic layer: ``X = BN(.)``, then ``AGMM(X)`` in the AGMM
+    variant after a binary layer (the paper places AGMM after every BConv-BN, AGMM Fig. 3b)."""
+
+    def _init_norm(self, features: int, binary: bool, opts: NetOptions, rngs: nnx.Rngs) -> None:
+        self.bn = BatchNorm(features, rngs=rngs)
+        self.agmm = AGMM(opts.timesteps) if binary and opts.variant.agmm else None
+
+    def _normalize(self, x: jax.Array) -> jax.Array:
+        x = self.bn(x)
+        return x if self.agmm is None else self.agmm(x)
+
+
+class ConvUnit(NormalizedUnit):
     """``X = BN(BConv(S))``, then ``AGMM(X)`` in the AGMM variant: the module of AGMM Fig. 3b.
 
     ``binarizable=True`` marks a conv reading spikes, binarized in the binary variants;
@@ -108,12 +137,52 @@ class ConvUnit(nnx.Module):
             compute_dtype=opts.compute_dtype,
             rngs=rngs,
         )
-        self.bn = BatchNorm(out_features, rngs=rngs)
-        self.agmm = AGMM(opts.timesteps) if self.conv.binary and opts.variant.agmm else None
+        self._init_norm(out_features, self.conv.binary, opts, rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        x = self.bn(self.conv(x))
-        return x if self.agmm is None else self.agmm(x)
+        return self._normalize(self.conv(x))
+
+
+class Conv1dUnit(NormalizedUnit):
+    """``X = BN(BConv1d(S))`` [``-> AGMM``]: :class:`ConvUnit` over one spatial axis (``[T, B, L, C]``)."""
+
+    def __init__(self, in_features: int, out_features: int, opts: NetOptions, *, binarizable: bool = True, rngs: nnx.Rngs):
+        self.conv = BinaryConv1d(
+            in_features,
+            out_features,
+            3,
+            binary=binarizable and opts.variant.binary,
+            spike_input=binarizable,
+            binarizable=binarizable,
+            time_fold=opts.time_fold,
+            compute_dtype=opts.compute_dtype,
+            rngs=rngs,
+        )
+        self._init_norm(out_features, self.conv.binary, opts, rngs)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return self._normalize(self.conv(x))
+
+
+class DenseUnit(NormalizedUnit):
+    """``X = BN(S W)`` [``-> AGMM``]: the fully connected counterpart of :class:`ConvUnit` (``[T, B, F]``);
+    ``binarizable=False`` for the first layer, which reads real-valued input."""
+
+    def __init__(self, in_features: int, out_features: int, opts: NetOptions, *, binarizable: bool = True, rngs: nnx.Rngs):
+        self.dense = BinaryLinear(
+            in_features,
+            out_features,
+            binary=binarizable and opts.variant.binary,
+            spike_input=binarizable,
+            binarizable=binarizable,
+            use_bias=False,
+            compute_dtype=opts.compute_dtype,
+            rngs=rngs,
+        )
+        self._init_norm(out_features, self.dense.binary, opts, rngs)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return self._normalize(self.dense(x))
 
 
 class SpikingNet(nnx.Module):
@@ -123,46 +192,73 @@ class SpikingNet(nnx.Module):
     frames, or a static image fed once.
     """
 
-    def _init_net(self, name: str, input_shape, timesteps: int) -> None:
-        self.name, self.input_shape, self.timesteps, self.online = name, tuple(input_shape), timesteps, False
+    def _init_net(self, name: str, input_shape, opts: NetOptions) -> None:
+        self.name, self.input_shape, self.timesteps, self.online = name, tuple(input_shape), opts.timesteps, False
+        self.encoder, self.encoder_threshold = opts.encoder, opts.encoder_threshold
 
     def set_view(self, online: bool | None = None):
         """Online mode (``nn.online``): each call is one time step."""
         if online is not None:
             self.online = online
 
-    def run_stem(self, stem: nnx.Module, x: jax.Array) -> jax.Array:
+    def run_stem(self, stem, x: jax.Array) -> jax.Array:
         """Checks ``x`` and runs the full-precision stem over time (``apply_stem``)."""
         steps = 1 if self.online else self.timesteps
         check_input(x, self.input_shape, steps, self.name)
-        return apply_stem(stem, x, steps)
+        static = x.ndim == len(self.input_shape) + 1
+        if self.encoder != "direct":
+            if self.online:
+                raise ModelInputError(
+                    f"{self.name}: encoder {self.encoder!r} needs all T steps of the input; train it with train.mode=bptt"
+                )
+            x, static = encode_input(self.encoder, x, self.timesteps, static, self.encoder_threshold), False
+        return apply_stem(stem, x, steps, static=static)
 
 
-def check_input(x: jax.Array, input_shape: tuple[int, int, int], timesteps: int, model: str) -> None:
-    """Raises a clear error unless ``x`` is ``[B, H, W, C]`` (static) or ``[T, B, H, W, C]`` (events)."""
-    x_shape = tuple(x.shape)
-    h, w, c = input_shape
-    if x.ndim not in (4, 5) or x_shape[-3:] != (h, w, c):
+def encode_input(encoder: str, x: jax.Array, timesteps: int, static: bool, threshold: float) -> jax.Array:
+    """A static input's latency code (``ops.encode.latency``, [T, B, ...]) or a ``[T, B, ...]`` sequence's
+    delta code (``ops.encode.delta``: threshold crossings over time, signed counts)."""
+    if encoder == "latency":
+        if not static:
+            raise ModelInputError("encoder 'latency' codes static inputs (one first-spike time each); sequences take 'delta' or 'direct'")
+        return encode.latency(x, timesteps, threshold=threshold)
+    if static:
+        raise ModelInputError("encoder 'delta' codes how a sequence changes over time; static inputs take 'latency' or 'direct'")
+    return encode.delta(x, threshold)
+
+
+def check_input(x: jax.Array, input_shape: tuple[int, ...], timesteps: int, model: str) -> None:
+    """Raises a clear error unless ``x`` is ``[B, *input_shape]`` (static: images ``[B, H, W, C]``,
+    signals ``[B, L, C]``) or ``[T, B, *input_shape]`` (events, sequences)."""
+    x_shape, n = tuple(x.shape), len(input_shape)
+    if x.ndim not in (n + 1, n + 2) or x_shape[-n:] != tuple(input_shape):
+        dims = ", ".join(map(str, input_shape))
+        hint = (
+            "rebuild it with input_shape=(H, W, C) of your data or transpose NCHW data to NHWC"
+            if n == 3
+            else "rebuild it with input_shape= the shape of one example of your data"
+        )
         raise ModelInputError(
-            f"{model} was built for inputs [T, B, {h}, {w}, {c}] (time-major) or static images "
-            f"[B, {h}, {w}, {c}], got shape {x_shape}; rebuild it with input_shape=(H, W, C) of your data "
-            "or transpose NCHW data to NHWC"
+            f"{model} was built for inputs [T, B, {dims}] (time-major) or static inputs [B, {dims}], got shape {x_shape}; {hint}"
         )
     if not jnp.issubdtype(x.dtype, jnp.floating):
         raise TypeError(f"{model} expects floating-point input, got {x.dtype}; convert and normalise images first")
-    if x.ndim == 5 and x.shape[0] != timesteps:
-        raise ModelInputError(f"{model} was built for T={timesteps} time steps, got input with T={x.shape[0]}")
+    if x.ndim == n + 2 and x.shape[0] != timesteps:
+        raise ModelInputError(
+            f"{model} was built for T={timesteps} time steps, got input with T={x.shape[0]}; "
+            f"build it with timesteps={x.shape[0]} (--config.model.timesteps={x.shape[0]})"
+        )
 
 
-def apply_stem(stem: nnx.Module, x: jax.Array, timesteps: int) -> jax.Array:
+def apply_stem(stem, x: jax.Array, timesteps: int, *, static: bool) -> jax.Array:
     """Runs the full-precision stem over time.
 
-    A static image ``[B, H, W, C]`` is the same input current at every time step (direct
-    encoding, the input repeated T times), so the stem's conv and BN run once and the result
-    is broadcast over T: BN statistics of T identical copies equal those of one. An input
-    stream ``[T, B, H, W, C]`` (DVS frames) runs through the stem step by step.
+    A static input (an image ``[B, H, W, C]``, a signal) is the same input current at every time
+    step (direct encoding, the input repeated T times), so the stem's layer and BN run once and the
+    result is broadcast over T: BN statistics of T identical copies equal those of one. An input
+    stream ``[T, B, ...]`` (DVS frames, sequences fed one row per step) runs through the stem step by step.
     """
-    if x.ndim == 4:
+    if static:
         y = stem(x[None])
         return jnp.broadcast_to(y, (timesteps,) + y.shape[1:])
     return stem(x)

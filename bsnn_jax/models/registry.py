@@ -9,15 +9,16 @@ from typing import Any
 from flax import nnx
 
 from bsnn_jax.models.common import VARIANTS, NetOptions
+from bsnn_jax.models.mlp import SpikingMLP
 from bsnn_jax.models.resnet import BiRealResNet
-from bsnn_jax.models.vgg import REFERENCE, SMALL, VGG11, VGGSNN, SpikingVGG
+from bsnn_jax.models.vgg import REFERENCE, SIGNAL, SMALL, VGG11, VGGSNN, SpikingVGG
 from bsnn_jax.nn import default_time_fold
 
 
 @dataclasses.dataclass(frozen=True)
 class Family:
     build: Callable[..., nnx.Module]
-    input_shape: tuple[int, int, int]
+    input_shape: tuple[int, ...]
     num_classes: int
     description: str
 
@@ -63,6 +64,18 @@ FAMILIES: dict[str, Family] = {
         10,
         "the speed benchmark's net: convs 64-128-256-256, 2 avg-pools, global average pool, FC (bsnn bench)",
     ),
+    "mlp": Family(
+        lambda **kw: SpikingMLP((256, 256, 256), name="mlp", **kw),
+        (1, 1, 28),
+        10,
+        "spiking MLP 256-256-256 on [T, B, F] sequences or static inputs (flattened), FC classifier",
+    ),
+    "conv1d": Family(
+        lambda **kw: SpikingVGG(SIGNAL, head="gap", name="conv1d", dims=1, **kw),
+        (64, 1, 1),
+        10,
+        "1-D convnet for signals [B, L, C] or sequences [T, B, L, C]: convs 32-64-128 (k=3), 2 avg-pools, GAP, FC",
+    ),
 }
 
 
@@ -75,22 +88,27 @@ def create(
     variant: str = "agmm",
     num_classes: int | None = None,
     timesteps: int = 4,
-    input_shape: tuple[int, int, int] | None = None,
+    input_shape: tuple[int, ...] | None = None,
     time_fold: bool | None = None,
     compute_dtype: str | None = None,
     remat: str | None = None,
     neuron: dict[str, Any] | None = None,
     stem: str | None = None,
+    encoder: str = "direct",
+    encoder_threshold: float = 0.1,
     rngs: nnx.Rngs | int = 0,
 ) -> nnx.Module:
     """Builds a network family in one of the variants ``fp``, ``bsnn`` or ``agmm``.
 
     Args:
-      name: one of ``FAMILIES``: resnet19, resnet18, vggsnn, vgg11, small_cnn, reference.
+      name: one of ``FAMILIES``: resnet19, resnet18, vggsnn, vgg11, small_cnn, reference (images,
+        ``[B, H, W, C]``), mlp (any example shape, flattened) and conv1d (signals ``(L, C)``).
       variant: ``fp`` (full-precision SNN), ``bsnn`` (vanilla binary), ``agmm`` (binary + AGMM).
       num_classes: classifier width; the family's usual dataset by default.
       timesteps: T; AGMM keeps one alpha per module per time step.
-      input_shape: ``(H, W, C)`` of one frame; the family's usual dataset by default.
+      input_shape: the shape of one example (one frame): ``(H, W, C)`` for images, ``(L, C)`` (or the
+        data pipeline's ``(L, 1, C)``) for signals, ``(F,)`` or any shape for mlp; the family's usual
+        dataset by default.
       time_fold: run stateless layers on ``[T*B, ...]`` (True) or per time step (False);
         by default per backend (``nn.default_time_fold``).
       compute_dtype: precision of the convolutions, e.g. ``"bfloat16"`` (mixed precision: the
@@ -101,10 +119,14 @@ def create(
       stem: the ResNets' stem, a key of ``resnet.STEMS`` (``"cifar"`` 3x3/1, ``"imagenet"``
         7x7/2 + max-pool, ``"bireal"`` 3x3/1 + max-pool); None: the family's (resnet18:
         ``"imagenet"``, resnet19: ``"cifar"``).
+      encoder: what the input becomes before the first layer (``ops.encode``): ``direct`` (the real
+        value injected as current at every step), ``latency`` (one spike per input at
+        ``round((1 - x)(T - 1))``, static inputs) or ``delta`` (threshold crossings of a sequence).
+      encoder_threshold: the delta encoder's step, or the level at or below which latency stays silent.
       rngs: ``nnx.Rngs`` or an integer seed.
 
     Returns:
-      An NNX module mapping ``[T, B, H, W, C]`` (or static ``[B, H, W, C]``) to logits ``[T, B, K]``.
+      An NNX module mapping ``[T, B, *input_shape]`` (or static ``[B, *input_shape]``) to logits ``[T, B, K]``.
     """
     if name not in FAMILIES:
         raise ValueError(f"unknown model {name!r}; known: {sorted(FAMILIES)}")
@@ -120,6 +142,8 @@ def create(
         compute_dtype=compute_dtype,
         remat=remat,
         neuron=dict(neuron or {}),
+        encoder=encoder,
+        encoder_threshold=encoder_threshold,
     )
     rngs = nnx.Rngs(rngs) if isinstance(rngs, int) else rngs
     if stem is not None and name not in STEM_FAMILIES:

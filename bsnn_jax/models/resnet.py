@@ -89,7 +89,7 @@ class BiRealResNet(SpikingNet):
     ):
         if stem not in STEMS:
             raise ValueError(f"unknown stem {stem!r}; known: {', '.join(STEMS)}")
-        self._init_net(name, input_shape, opts.timesteps)
+        self._init_net(name, input_shape, opts)
         self.remat = opts.remat
         width = stages[0][0]
         self.stem = Stem(input_shape[-1], width, *STEMS[stem], opts, rngs=rngs)

@@ -197,6 +197,40 @@ class BinaryConv(SynapticLayer):
         return time_map(lambda step: self.conv(step, w), x, fold=self.time_fold)
 
 
+class BinaryConv1d(SynapticLayer):
+    """1-D convolution ``[T, B, L, C_in] -> [T, B, L, C_out]`` (stride 1, padding ``kernel_size // 2``),
+    binarized per output channel (AGMM Eq. 2 and 5) unless ``binary=False``; kernel ``[k, C_in, C_out]``."""
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        kernel_size: int = 3,
+        *,
+        binary: bool = True,
+        spike_input: bool = True,
+        binarizable: bool | None = None,
+        time_fold: bool | None = None,
+        compute_dtype: str | None = None,
+        rngs: nnx.Rngs,
+    ):
+        self.padding = kernel_size // 2
+        self.time_fold = default_time_fold() if time_fold is None else time_fold
+        self._init_weights(
+            (kernel_size, in_features, out_features),
+            kaiming_fan_out,
+            binary=binary,
+            use_bias=False,
+            spike_input=spike_input,
+            binarizable=binarizable,
+            compute_dtype=compute_dtype,
+            rngs=rngs,
+        )
+
+    def _apply(self, x: jax.Array, w: jax.Array) -> jax.Array:
+        return time_map(lambda step: ops.conv1d(step, w, self.padding), x, fold=self.time_fold)
+
+
 class BinaryLinear(SynapticLayer):
     """Dense layer ``[T, B, F_in] -> [T, B, F_out]``, binarized per output unit unless ``binary=False``.
 

@@ -87,3 +87,11 @@ def _backward(strides, padding, residuals, g):
 
 
 _conv2d.defvjp(_forward, _backward)
+
+
+def conv1d(x: jax.Array, w: jax.Array, padding: int) -> jax.Array:
+    """``y[b, i, o] = sum_{p, c} x_pad[b, i + p, c] w[p, c, o]``: NWC x WIO, stride 1, symmetric zero
+    padding (PyTorch's ``Conv1d(padding=padding)``); the 1-D case of :func:`conv2d`, differentiated by JAX."""
+    if x.ndim != 3 or w.ndim != 3 or x.shape[-1] != w.shape[1]:
+        raise ValueError(f"conv1d expects x [B, L, C] and w [k, C, O], got {x.shape} and {w.shape}")
+    return lax.conv_general_dilated(x, w, (1,), ((padding, padding),), dimension_numbers=("NWC", "WIO", "NWC"))

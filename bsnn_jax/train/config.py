@@ -59,6 +59,8 @@ def _model_fields() -> ml_collections.ConfigDict:
     g.compute_dtype = config_dict.placeholder(str)  # None: float32; "bfloat16": mixed precision convs
     g.stem = config_dict.placeholder(str)  # ResNets: cifar | imagenet | bireal (models.resnet.STEMS); None: the family's
     g.remat = config_dict.placeholder(str)  # None, "block" or "conv": recompute per layer/block (models.REMAT_POLICIES)
+    g.encoder = "direct"  # the input before the first layer (models.MODEL_ENCODERS): direct | latency | delta
+    g.encoder_threshold = 0.1  # delta: the step between spikes; latency: inputs at or below it stay silent
     # nn.LIF arguments. unroll=True writes the T steps of the (elementwise) LIF recurrence out
     # for XLA, which fuses them: on this 2-core CPU, the first LIF layer of small_cnn (T=2,
     # batch 128) went from 81 ms to 4 ms fwd+bwd, the whole training step from 0.41 to 0.24 s.
@@ -275,6 +277,7 @@ def _choices() -> list[tuple[str, str, list[str]]]:
         ("model.name", "model", sorted(models.FAMILIES)),
         ("model.variant", "variant", sorted(models.VARIANTS)),
         ("model.neuron.reset", "reset", list(RESETS)),
+        ("model.encoder", "encoder", list(models.MODEL_ENCODERS)),
         ("model.neuron.surrogate", "surrogate", sorted(ops.SURROGATES)),
         ("loss.name", "loss", sorted(losses.LOSSES)),
         ("optimizer.name", "optimizer", list(optim.OPTIMIZERS)),
@@ -315,6 +318,11 @@ def _check_training(config: ml_collections.ConfigDict) -> None:
             not config.loss.firing_rate_weight,
             "loss.firing_rate_weight needs the whole sequence's spikes, which online training does not keep; "
             "set it to 0 or use train.mode=bptt",
+        )
+        _check(
+            config.model.encoder == "direct",
+            f"model.encoder={config.model.encoder!r} codes all T steps of the input at once, which online training "
+            "(one step per call) does not see; use model.encoder=direct or train.mode=bptt",
         )
 
 

@@ -32,7 +32,7 @@ from bsnn_jax.train.step import Regularizer, make_train_step
 def describe_model(config: ml_collections.ConfigDict, info: data_lib.DatasetInfo) -> dict[str, Any]:
     """The fields that determine a model's parameters (its checkpoint fingerprint)."""
     neuron = {k: v for k, v in config.model.neuron.to_dict().items() if k != "unroll"}
-    return {
+    description = {
         "name": config.model.name,
         "variant": config.model.variant,
         "timesteps": config.model.timesteps,
@@ -40,6 +40,9 @@ def describe_model(config: ml_collections.ConfigDict, info: data_lib.DatasetInfo
         "input_shape": list(info.input_shape),
         "neuron": neuron,
     }
+    if config.model.encoder != "direct":  # only then: the fingerprints of earlier runs stay as they were
+        description |= {"encoder": config.model.encoder, "encoder_threshold": config.model.encoder_threshold}
+    return description
 
 
 def create_model(config: ml_collections.ConfigDict, info: data_lib.DatasetInfo) -> nnx.Module:
@@ -59,6 +62,8 @@ def create_model(config: ml_collections.ConfigDict, info: data_lib.DatasetInfo) 
         remat=config.model.remat,
         neuron=config.model.neuron.to_dict(),
         stem=config.model.stem,
+        encoder=config.model.encoder,
+        encoder_threshold=config.model.encoder_threshold,
         rngs=config.seed,
     )
 

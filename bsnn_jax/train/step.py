@@ -142,7 +142,7 @@ def apply_updates(defs: ModelDef, model_state: Any, params: Any, updates: Any) -
     """
     kernels = lambda tree: flip_kernels(defs.model(tree, model_state))  # noqa: E731
     flipped, _ = count_flips(kernels(params), kernels(optax.apply_updates(params, updates)))
-    counted = flipped >= 0
+    counted = jnp.asarray(flipped >= 0)  # a Python bool when the model has no binarizable kernels
     updates = jax.tree.map(lambda u: u * counted.astype(u.dtype), updates)
     return optax.apply_updates(params, updates), flipped
 

@@ -25,7 +25,7 @@ BSO_TABLE2 = {
     "cifar100_vgg11_tbso_t6": ("cifar100", "vgg11", 6),
     "dvs_cifar10_vgg11_tbso_t10": ("dvs_cifar10", "vgg11", 10),
 }
-BUILTIN = {"demo", "fashion_agmm", "fashion_tbso"}
+BUILTIN = {"demo", "fashion_agmm", "fashion_tbso", "seq_fashion_mlp", "seq_fashion_mlp_fp"}
 
 
 def test_names_are_the_paper_rows_their_twins_and_the_builtin_configs():
@@ -102,3 +102,9 @@ def test_load_takes_a_name_a_python_file_or_a_run_json(tmp_path):
     assert configs.load(str(tmp_path / "config.json"), [("seed", "4")]).seed == 4
     with pytest.raises(C.ConfigError, match="does not exist"):
         configs.load(tmp_path / "demo.py")  # a path is a file even when its stem is a config name
+
+
+def test_sequential_fashion_configs_feed_28_rows_and_differ_only_by_variant():
+    c, fp = configs.get("seq_fashion_mlp"), configs.get("seq_fashion_mlp_fp")
+    assert (c.dataset.name, c.model.name, c.model.timesteps, c.model.variant) == ("seq_fashion_mnist", "mlp", 28, "agmm")
+    assert {k for k, _, _ in C.diff(c, fp)} == {"model.variant", "name"} and fp.model.variant == "fp"

@@ -143,6 +143,8 @@ def test_digits_split_and_normalization():
 
 def test_unknown_dataset_lists_known_ones():
     with pytest.raises(
-        ValueError, match="unknown dataset 'mnist'.*fashion_mnist, digits, cifar10, cifar100, imagenet, dvs_gesture, dvs_cifar10, npz:PATH"
+        ValueError,
+        match="unknown dataset 'mnist'.*fashion_mnist, digits, seq_fashion_mnist, seq_digits, cifar10, cifar100, imagenet, "
+        "dvs_gesture, dvs_cifar10, nmnist, shd, ssc, npz:PATH",
     ):
         data.load("mnist")

@@ -53,7 +53,7 @@ def test_event_frames_keep_their_values(tmp_path):
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        (dict(x_train=np.zeros((6, 5), np.uint8)), r"x_train has shape \(6, 5\); expected \[N, H, W\]"),
+        (dict(x_train=np.zeros(6, np.uint8)), r"x_train has shape \(6,\); layout 'image' expects \[N, H, W\] or \[N, H, W, C\] images"),
         (dict(x_train=np.zeros((6, 5, 4), np.int16)), "dtype int16; images must be uint8"),
         (dict(x_train=np.zeros((6, 5, 4), bool)), "dtype bool"),
         (dict(x_test=np.zeros((3, 4, 5), np.uint8)), r"x_train examples have shape \(5, 4, 1\) but x_test \(4, 5, 1\)"),

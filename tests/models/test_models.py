@@ -16,9 +16,11 @@ SMALL_INPUTS = {
     "vgg11": (16, 16, 3),
     "small_cnn": (28, 28, 1),
     "reference": (8, 8, 3),
+    "mlp": (1, 1, 6),
+    "conv1d": (8, 1, 2),
 }
 # binary convs per family: the convs between the full-precision first conv and classifier
-BINARY_CONVS = {"resnet19": 16, "resnet18": 16, "vggsnn": 7, "vgg11": 7, "small_cnn": 2, "reference": 3}
+BINARY_CONVS = {"resnet19": 16, "resnet18": 16, "vggsnn": 7, "vgg11": 7, "small_cnn": 2, "reference": 3, "mlp": 2, "conv1d": 2}
 
 
 def abstract(name, variant, **kw):
