@@ -1,19 +1,11 @@
 """notebooks/deploy.ipynb runs top to bottom in its short mode (a few steps on digits) and compares three models."""
 
-from pathlib import Path
-
-import nbclient
-import nbformat
-
-NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "deploy.ipynb"
+from notebook_runner import execute  # tests/ is on sys.path (rootdir conftest)
 
 
 def test_deploy_notebook_executes(tmp_path, monkeypatch):
     monkeypatch.setenv("BSNN_NOTEBOOK_SHORT", "1")  # the kernel inherits the environment
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    client = nbclient.NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}})
-    client.execute()
-    text = "\n".join(out.get("text", "") for cell in nb.cells if cell.cell_type == "code" for out in cell.get("outputs", []))
+    text, _ = execute("deploy.ipynb", tmp_path)
     names = ("trained (float)", ".bsnn reloaded", "NIR imported")
     rows = {name: line.split() for line in text.splitlines() for name in names if line.startswith(name)}
     assert set(rows) == set(names), text
