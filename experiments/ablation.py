@@ -100,12 +100,20 @@ def main(argv=None) -> int:
     return 0
 
 
-def write_report(args, results: dict[str, list[dict]]) -> None:
-    out = args.out
-    last = lambda runs, key: [r["rows"][-1][key] for r in runs]
-    mean_over_epochs = lambda runs, key: [np.mean([row[key] for row in r["rows"] if row.get(key) is not None]) for r in runs]
-    grad_var = lambda runs: [np.mean([np.mean([s["var"] for s in row["grad_stats"].values()]) for row in r["rows"]]) for r in runs]
-    grad_mean = lambda runs: [np.mean([np.mean([abs(s["mean"]) for s in row["grad_stats"].values()]) for row in r["rows"]]) for r in runs]
+def _last(runs, key):
+    return [r["rows"][-1][key] for r in runs]
+
+
+def _mean_over_epochs(runs, key):
+    return [np.mean([row[key] for row in r["rows"] if row.get(key) is not None]) for r in runs]
+
+
+def _grad_stat(runs, stat):
+    """Per run: the mean over epochs and layers of the binarized kernels' gradient ``stat``."""
+    return [np.mean([np.mean([abs(s[stat]) for s in row["grad_stats"].values()]) for row in r["rows"]]) for r in runs]
+
+
+def _final_table(results) -> list[str]:
     table = [
         "| variant | test accuracy % | flip ratio, Eq. 8 (mean over epochs) | flip ratio per step (Larq) | firing rate | SOPs (M) | MACs (M) | energy, 45 nm (µJ) | energy, Table 2 fit (µJ) | size (MB) | mean \\|grad mean\\| | mean grad var |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
@@ -115,50 +123,54 @@ def write_report(args, results: dict[str, list[dict]]) -> None:
         measured = [r["measured"] for r in runs]
         energies = [list(m["energy_mj"].values()) for m in measured]
         table.append(
-            f"| {label} | {_fmt(last(runs, 'test_accuracy'), 100)} | {_fmt(mean_over_epochs(runs, 'flip_ratio'), 1, 4)} "
-            f"| {_fmt(mean_over_epochs(runs, 'flip_ratio_step'), 1, 5)} | {_fmt([m['mean_firing_rate'] for m in measured], 1, 4)} "
+            f"| {label} | {_fmt(_last(runs, 'test_accuracy'), 100)} | {_fmt(_mean_over_epochs(runs, 'flip_ratio'), 1, 4)} "
+            f"| {_fmt(_mean_over_epochs(runs, 'flip_ratio_step'), 1, 5)} | {_fmt([m['mean_firing_rate'] for m in measured], 1, 4)} "
             f"| {_fmt([m['sops'] for m in measured], 1e-6, 2)} | {_fmt([m['macs'] for m in measured], 1e-6, 2)} "
             f"| {_fmt([e[0] for e in energies], 1e3, 2)} | {_fmt([e[1] for e in energies], 1e3, 2)} "
-            f"| {measured[0]['size_mb']:.4f} | {_fmt(grad_mean(runs), 1, 2, 'e')} | {_fmt(grad_var(runs), 1, 2, 'e')} |"
+            f"| {measured[0]['size_mb']:.4f} | {_fmt(_grad_stat(runs, 'mean'), 1, 2, 'e')} | {_fmt(_grad_stat(runs, 'var'), 1, 2, 'e')} |"
         )
-    epochs = [
-        "| epoch | "
-        + " | ".join(f"{VARIANTS[v]} flip ratio" for v in VARIANTS)
-        + " | "
-        + " | ".join(f"{VARIANTS[v]} test acc %" for v in VARIANTS)
-        + " |"
-    ]
-    epochs.append("|---" * (1 + 2 * len(VARIANTS)) + "|")
+    return table
+
+
+def _epoch_table(results) -> list[str]:
+    header = " | ".join(f"{VARIANTS[v]} flip ratio" for v in VARIANTS) + " | " + " | ".join(f"{VARIANTS[v]} test acc %" for v in VARIANTS)
+    epochs = [f"| epoch | {header} |", "|---" * (1 + 2 * len(VARIANTS)) + "|"]
     for e in range(len(results["agmm"][0]["rows"])):
         cells = [_fmt([r["rows"][e]["flip_ratio"] for r in results[v]], 1, 4) for v in VARIANTS]
         cells += [_fmt([r["rows"][e]["test_accuracy"] for r in results[v]], 100) for v in VARIANTS]
         epochs.append(f"| {e + 1} | " + " | ".join(cells) + " |")
+    return epochs
 
+
+def _verdicts(results) -> list[str]:
     agmm, bsnn = results["agmm"], results["bsnn"]
-    verdicts = [
+    rate = lambda runs: [r["measured"]["mean_firing_rate"] for r in runs]  # noqa: E731
+    return [
         _verdict(
             "AGMM lowered the flip ratio (Eq. 8, mean over epochs)",
-            mean_over_epochs(agmm, "flip_ratio"),
-            mean_over_epochs(bsnn, "flip_ratio"),
+            _mean_over_epochs(agmm, "flip_ratio"),
+            _mean_over_epochs(bsnn, "flip_ratio"),
             lower=True,
         ),
+        _verdict("AGMM lowered the firing rate (test set)", rate(agmm), rate(bsnn), lower=True),
+        _verdict("AGMM raised test accuracy (last epoch)", _last(agmm, "test_accuracy"), _last(bsnn, "test_accuracy"), lower=False),
         _verdict(
-            "AGMM lowered the firing rate (test set)",
-            [r["measured"]["mean_firing_rate"] for r in agmm],
-            [r["measured"]["mean_firing_rate"] for r in bsnn],
+            "AGMM lowered the binary weights' gradient variance (Prop. 1, Eq. 16)",
+            _grad_stat(agmm, "var"),
+            _grad_stat(bsnn, "var"),
             lower=True,
         ),
-        _verdict("AGMM raised test accuracy (last epoch)", last(agmm, "test_accuracy"), last(bsnn, "test_accuracy"), lower=False),
-        _verdict("AGMM lowered the binary weights' gradient variance (Prop. 1, Eq. 16)", grad_var(agmm), grad_var(bsnn), lower=True),
         _verdict(
             "The vanilla BSNN flipped more often than the FP-SNN (AGMM Fig. 1)",
-            mean_over_epochs(bsnn, "flip_ratio"),
-            mean_over_epochs(results["fp"], "flip_ratio"),
+            _mean_over_epochs(bsnn, "flip_ratio"),
+            _mean_over_epochs(results["fp"], "flip_ratio"),
             lower=False,
             names=("vanilla", "FP-SNN"),
         ),
     ]
 
+
+def _plots(results, out) -> None:
     seed0 = {VARIANTS[v]: results[v][0]["rows"] for v in VARIANTS}
     plot_training_curves(seed0, out / "flip_ratio_and_accuracy.png")
     layers = list(results["agmm"][0]["measured"]["firing_rates"])
@@ -167,9 +179,16 @@ def write_report(args, results: dict[str, list[dict]]) -> None:
         out / "firing_rates.png",
     )
     plot_accuracy_vs_size(
-        [(VARIANTS[v], results[v][0]["measured"]["size_mb"], float(np.mean(last(results[v], "test_accuracy")))) for v in VARIANTS],
+        [(VARIANTS[v], results[v][0]["measured"]["size_mb"], float(np.mean(_last(results[v], "test_accuracy")))) for v in VARIANTS],
         out / "accuracy_vs_size.png",
     )
+
+
+def write_report(args, results: dict[str, list[dict]]) -> None:
+    """report.md (verdicts, final and per-epoch tables, figures) and results.json in ``args.out``."""
+    out = args.out
+    table, epochs, verdicts = _final_table(results), _epoch_table(results), _verdicts(results)
+    _plots(results, out)
     config = run_config("agmm", 0, args.epochs, args.steps_per_epoch)
     minutes = sum(sum(row["epoch_seconds"] for row in r["rows"]) for v in VARIANTS for r in results[v]) / 60
     text = f"""# AGMM ablation on Fashion-MNIST

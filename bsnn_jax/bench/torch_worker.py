@@ -36,8 +36,20 @@ def _import_peer(framework: str):
         ) from error
 
 
+# The reference net: (in, out, binary) per 3x3 conv, 2x2 average pools after these convs.
+WIDTHS = [(3, 64, False), (64, 128, True), (128, 256, True), (256, 256, True)]
+POOLS_AFTER = {1, 2}
+
+
 def build(workload: Workload):
     """The torch module of ``workload``: ``[N, C, H, W]`` images -> logits averaged over T."""
+    builders = {"torch": _ann_bound, "snntorch": _snntorch_net, "spikingjelly": _spikingjelly_net}
+    return builders[workload.framework](_conv_factory(), workload.timesteps)
+
+
+def _conv_factory():
+    """``conv(cin, cout, binary)``: a 3x3 conv, binarized per output channel (sign STE times the
+    mean |w|, as ``ops.binarize``) where ``binary``."""
     import torch
     from torch import nn
 
@@ -57,68 +69,72 @@ def build(workload: Workload):
             scale = self.weight.abs().mean(dim=(1, 2, 3), keepdim=True)
             return self._conv_forward(x, SignSTE.apply(self.weight) * scale, self.bias)
 
-    def conv(cin, cout, binary):
-        return (BinaryConv if binary else nn.Conv2d)(cin, cout, 3, padding=1, bias=False)
+    return lambda cin, cout, binary: (BinaryConv if binary else nn.Conv2d)(cin, cout, 3, padding=1, bias=False)
 
-    widths = [(3, 64, False), (64, 128, True), (128, 256, True), (256, 256, True)]
-    pools_after = {1, 2}
-    T = workload.timesteps
 
-    if workload.framework == "torch":
-        layers = []
-        for i, (cin, cout, binary) in enumerate(widths):
-            layers += [conv(cin, cout, binary), nn.BatchNorm2d(cout), nn.ReLU()]
-            if i in pools_after:
-                layers.append(nn.AvgPool2d(2))
-        layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(256, 10)]
-        return nn.Sequential(*layers)
+def _ann_bound(conv, timesteps: int):
+    """The PyTorch ANN bound: ReLU for LIF, run once (the worker feeds it T x B images)."""
+    from torch import nn
 
-    if workload.framework == "snntorch":
-        import snntorch
+    layers = []
+    for i, (cin, cout, binary) in enumerate(WIDTHS):
+        layers += [conv(cin, cout, binary), nn.BatchNorm2d(cout), nn.ReLU()]
+        if i in POOLS_AFTER:
+            layers.append(nn.AvgPool2d(2))
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(256, 10)]
+    return nn.Sequential(*layers)
 
-        class Net(nn.Module):
-            def __init__(self):
-                super().__init__()
-                self.convs = nn.ModuleList(conv(cin, cout, b) for cin, cout, b in widths)
-                self.bns = nn.ModuleList(nn.BatchNorm2d(cout) for _, cout, _ in widths)
-                self.lifs = nn.ModuleList(
-                    snntorch.Leaky(beta=0.5, threshold=1.0, reset_mechanism="zero", init_hidden=False) for _ in widths
-                )
-                self.fc = nn.Linear(256, 10)
 
-            def forward(self, x):
-                mems = [lif.reset_mem() for lif in self.lifs]
-                out = 0
-                for _ in range(T):
-                    h = x
-                    for i in range(len(widths)):
-                        h, mems[i] = self.lifs[i](self.bns[i](self.convs[i](h)), mems[i])
-                        if i in pools_after:
-                            h = nn.functional.avg_pool2d(h, 2)
-                    out = out + self.fc(h.mean(dim=(2, 3)))
-                return out / T
+def _snntorch_net(conv, timesteps: int):
+    """snnTorch: ``Leaky`` neurons stepped over T in Python, the usual snnTorch loop."""
+    import snntorch
+    from torch import nn
 
-        return Net()
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.convs = nn.ModuleList(conv(cin, cout, b) for cin, cout, b in WIDTHS)
+            self.bns = nn.ModuleList(nn.BatchNorm2d(cout) for _, cout, _ in WIDTHS)
+            self.lifs = nn.ModuleList(snntorch.Leaky(beta=0.5, threshold=1.0, reset_mechanism="zero", init_hidden=False) for _ in WIDTHS)
+            self.fc = nn.Linear(256, 10)
 
+        def forward(self, x):
+            mems = [lif.reset_mem() for lif in self.lifs]
+            out = 0
+            for _ in range(timesteps):
+                h = x
+                for i in range(len(WIDTHS)):
+                    h, mems[i] = self.lifs[i](self.bns[i](self.convs[i](h)), mems[i])
+                    if i in POOLS_AFTER:
+                        h = nn.functional.avg_pool2d(h, 2)
+                out = out + self.fc(h.mean(dim=(2, 3)))
+            return out / timesteps
+
+    return Net()
+
+
+def _spikingjelly_net(conv, timesteps: int):
+    """SpikingJelly in multi-step mode: stateless layers on ``[T*B, ...]``, ``LIFNode(step_mode="m")``."""
     from spikingjelly.activation_based import functional, layer, neuron
+    from torch import nn
 
     class Net(nn.Module):
         def __init__(self):
             super().__init__()
             layers = []
-            for i, (cin, cout, binary) in enumerate(widths):
+            for i, (cin, cout, binary) in enumerate(WIDTHS):
                 layers += [
                     layer.SeqToANNContainer(conv(cin, cout, binary), nn.BatchNorm2d(cout)),
                     neuron.LIFNode(tau=2.0, decay_input=False, v_threshold=1.0, v_reset=0.0, step_mode="m"),
                 ]
-                if i in pools_after:
+                if i in POOLS_AFTER:
                     layers.append(layer.AvgPool2d(2, step_mode="m"))
             self.features = nn.Sequential(*layers)
             self.fc = nn.Linear(256, 10)
 
         def forward(self, x):
             functional.reset_net(self)
-            h = self.features(x.unsqueeze(0).repeat(T, 1, 1, 1, 1))
+            h = self.features(x.unsqueeze(0).repeat(timesteps, 1, 1, 1, 1))
             return self.fc(h.mean(dim=(3, 4))).mean(0)
 
     return Net()
