@@ -55,7 +55,8 @@ class NetOptions:
     ``compute_dtype`` is the precision of the convolutions (``nn.SynapticLayer``), None for the input's;
     ``remat`` recomputes each layer or block in the backward pass (``REMAT_POLICIES``, ``remat_call``);
     ``encoder`` turns the input into the T-step stream the stem reads (``MODEL_ENCODERS``, ``encode_input``),
-    ``encoder_threshold`` is the delta encoder's step (or the latency encoder's silence level).
+    ``encoder_threshold`` is the delta encoder's step (or the latency encoder's silence level);
+    ``detach_scale`` stops the gradient through the binary kernels' scale gamma (``ops.binarize``).
     """
 
     variant: Variant
@@ -66,6 +67,7 @@ class NetOptions:
     neuron: dict[str, Any] = dataclasses.field(default_factory=dict)
     encoder: str = "direct"
     encoder_threshold: float = 0.1
+    detach_scale: bool = False
 
     def __post_init__(self):
         if self.remat is not None and self.remat not in REMAT_POLICIES:
@@ -135,6 +137,7 @@ class ConvUnit(NormalizedUnit):
             use_bias=use_bias,
             time_fold=opts.time_fold,
             compute_dtype=opts.compute_dtype,
+            detach_scale=opts.detach_scale,
             rngs=rngs,
         )
         self._init_norm(out_features, self.conv.binary, opts, rngs)
@@ -156,6 +159,7 @@ class Conv1dUnit(NormalizedUnit):
             binarizable=binarizable,
             time_fold=opts.time_fold,
             compute_dtype=opts.compute_dtype,
+            detach_scale=opts.detach_scale,
             rngs=rngs,
         )
         self._init_norm(out_features, self.conv.binary, opts, rngs)
@@ -177,6 +181,7 @@ class DenseUnit(NormalizedUnit):
             binarizable=binarizable,
             use_bias=False,
             compute_dtype=opts.compute_dtype,
+            detach_scale=opts.detach_scale,
             rngs=rngs,
         )
         self._init_norm(out_features, self.dense.binary, opts, rngs)

@@ -96,6 +96,7 @@ def create(
     stem: str | None = None,
     encoder: str = "direct",
     encoder_threshold: float = 0.1,
+    detach_scale: bool = False,
     rngs: nnx.Rngs | int = 0,
 ) -> nnx.Module:
     """Builds a network family in one of the variants ``fp``, ``bsnn`` or ``agmm``.
@@ -123,6 +124,9 @@ def create(
         value injected as current at every step), ``latency`` (one spike per input at
         ``round((1 - x)(T - 1))``, static inputs) or ``delta`` (threshold crossings of a sequence).
       encoder_threshold: the delta encoder's step, or the level at or below which latency stays silent.
+      detach_scale: stop the gradient through each binary kernel's scale gamma (AGMM Eq. 5 with
+        ``stop_gradient(gamma)``, the Q-SNN code's choice; ``ops.binarize``): only the STE term
+        ``gamma 1_{|W|<=1} dL/dW_b`` reaches the latent weights. No effect on the forward pass.
       rngs: ``nnx.Rngs`` or an integer seed.
 
     Returns:
@@ -144,6 +148,7 @@ def create(
         neuron=dict(neuron or {}),
         encoder=encoder,
         encoder_threshold=encoder_threshold,
+        detach_scale=detach_scale,
     )
     rngs = nnx.Rngs(rngs) if isinstance(rngs, int) else rngs
     if stem is not None and name not in STEM_FAMILIES:

@@ -73,14 +73,17 @@ class SynapticLayer(nnx.Module):
     parameters, BatchNorm, AGMM and the LIF membrane stay float32 (mixed precision, as Flax's
     ``dtype`` / ``param_dtype``). Spikes and +-1 kernels are exact in bfloat16.
 
+    ``detach_scale=True`` stops the gradient through a binary kernel's scale gamma (AGMM Eq. 5,
+    ``ops.binarize``), as the Q-SNN code: ``dL/dW = gamma 1_{|W|<=1} dL/dW_b`` only.
+
     Subclasses define ``_apply(x, w)``, the layer's linear map of a ``[T, B, ...]`` input.
     """
 
-    def _init_weights(self, shape, init, *, binary, use_bias, spike_input, binarizable, compute_dtype, rngs):
+    def _init_weights(self, shape, init, *, binary, use_bias, spike_input, binarizable, compute_dtype, detach_scale, rngs):
         self.compute_dtype = None if compute_dtype is None else floating_dtype_name(compute_dtype)
         self.binary, self.spike_input, self.record = binary, spike_input, False
         self.online, self.trace_decay, self.trace, self.trace_kind = False, 0.5, nnx.data(None), "constant"
-        self.latent_free = False
+        self.latent_free, self.detach_scale = False, detach_scale
         self.binarizable = binary if binarizable is None else binarizable
         self.kernel = (BinaryParam if binary else nnx.Param)(init(rngs.params(), shape))
         self.bias = nnx.Param(jnp.zeros(shape[-1:])) if use_bias else None
@@ -111,7 +114,7 @@ class SynapticLayer(nnx.Module):
         set by ``nn.latent_free``: its kernel already is +-1 and its gradient is the plain
         ``dL/dW`` the BSO rules expect, as the BSO code's ``QuantConv2d``)."""
         w = self.kernel[...]
-        return (ops.binarize(w) if self.binary and not self.latent_free else w).astype(dtype)
+        return (ops.binarize(w, self.detach_scale) if self.binary and not self.latent_free else w).astype(dtype)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         dtype = x.dtype if self.compute_dtype is None else jnp.dtype(self.compute_dtype)
@@ -172,6 +175,7 @@ class BinaryConv(SynapticLayer):
         use_bias: bool = False,
         time_fold: bool | None = None,
         compute_dtype: str | None = None,
+        detach_scale: bool = False,
         rngs: nnx.Rngs,
     ):
         self.strides = strides
@@ -186,6 +190,7 @@ class BinaryConv(SynapticLayer):
             spike_input=spike_input,
             binarizable=binarizable,
             compute_dtype=compute_dtype,
+            detach_scale=detach_scale,
             rngs=rngs,
         )
 
@@ -212,6 +217,7 @@ class BinaryConv1d(SynapticLayer):
         binarizable: bool | None = None,
         time_fold: bool | None = None,
         compute_dtype: str | None = None,
+        detach_scale: bool = False,
         rngs: nnx.Rngs,
     ):
         self.padding = kernel_size // 2
@@ -224,6 +230,7 @@ class BinaryConv1d(SynapticLayer):
             spike_input=spike_input,
             binarizable=binarizable,
             compute_dtype=compute_dtype,
+            detach_scale=detach_scale,
             rngs=rngs,
         )
 
@@ -248,6 +255,7 @@ class BinaryLinear(SynapticLayer):
         use_bias: bool = True,
         compute_dtype: str | None = None,
         kernel_init=None,
+        detach_scale: bool = False,
         rngs: nnx.Rngs,
     ):
         self._init_weights(
@@ -258,6 +266,7 @@ class BinaryLinear(SynapticLayer):
             spike_input=spike_input,
             binarizable=binarizable,
             compute_dtype=compute_dtype,
+            detach_scale=detach_scale,
             rngs=rngs,
         )
 

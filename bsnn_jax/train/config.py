@@ -61,6 +61,7 @@ def _model_fields() -> ml_collections.ConfigDict:
     g.remat = config_dict.placeholder(str)  # None, "block" or "conv": recompute per layer/block (models.REMAT_POLICIES)
     g.encoder = "direct"  # the input before the first layer (models.MODEL_ENCODERS): direct | latency | delta
     g.encoder_threshold = 0.1  # delta: the step between spikes; latency: inputs at or below it stay silent
+    g.detach_scale = False  # True: no gradient through the binary kernels' scale gamma (AGMM Eq. 5; Q-SNN code)
     # nn.LIF arguments. unroll=True writes the T steps of the (elementwise) LIF recurrence out
     # for XLA, which fuses them: on this 2-core CPU, the first LIF layer of small_cnn (T=2,
     # batch 128) went from 81 ms to 4 ms fwd+bwd, the whole training step from 0.41 to 0.24 s.
@@ -307,6 +308,12 @@ def _check_training(config: ml_collections.ConfigDict) -> None:
         _check(0 < flip.rate <= 1, f"optimizer.flip.rate (1 - beta1) must be in (0, 1], got {flip.rate}")
         _check(0 <= flip.beta2 < 1, f"optimizer.flip.beta2 must be in [0, 1), got {flip.beta2}")
         _check(flip.decay_every_epochs >= 0, f"optimizer.flip.decay_every_epochs must be >= 0, got {flip.decay_every_epochs}")
+    _check(
+        not config.model.detach_scale or (config.model.variant != "fp" and config.optimizer.binary == "latent"),
+        "model.detach_scale=true stops the gradient through the scale of latent binary kernels, which this run does "
+        f"not have (model.variant={config.model.variant!r}, optimizer.binary={config.optimizer.binary!r}); "
+        "use variant bsnn or agmm with optimizer.binary=latent, or drop model.detach_scale",
+    )
     if config.optimizer.binary == "t_bso":
         _check(
             config.train.mode == "online" and config.train.online_update == "per_step",

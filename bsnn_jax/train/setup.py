@@ -64,6 +64,7 @@ def create_model(config: ml_collections.ConfigDict, info: data_lib.DatasetInfo) 
         stem=config.model.stem,
         encoder=config.model.encoder,
         encoder_threshold=config.model.encoder_threshold,
+        detach_scale=config.model.detach_scale,
         rngs=config.seed,
     )
 
