@@ -1,13 +1,13 @@
 """The BSO Table 2 rows carry the released code's effective settings, and `bsnn train` writes them
-to config.json (stand-in data made here: CIFAR-shaped and DVS-shaped .npz files)."""
+to config.json (stand-in data from experiments/recipe_evidence.py, written in tmp_path)."""
 
 import json
 
-import numpy as np
 import pytest
 
 from bsnn_jax import cli, configs
 from bsnn_jax.configs.bso_table2 import BSO_ROWS
+from experiments import recipe_evidence
 
 # hamingsi/BSO @cb01fd4: CustomScheduler (x0.1 every 50 epochs), train_cifar.sh --autoaug, the
 # FP lr never annealed, OnlineLIFNode's adaptive trace, DVSCifar10_Dowload's crop + flip.
@@ -28,8 +28,15 @@ def field(config: dict, key: str):
 
 
 def expected(row: str) -> dict:
-    cifar = BSO_ROWS[row]["dataset"].startswith("cifar")
-    return CODE | {"dataset.autoaugment": cifar, "dataset.cutout": cifar, "dataset.dvs_augmentation": "flip_roll" if cifar else "crop_flip"}
+    dataset = BSO_ROWS[row]["dataset"]
+    cifar = dataset.startswith("cifar")
+    settings = CODE | {"dataset.autoaugment": cifar, "dataset.cutout": cifar}
+    settings["dataset.dvs_augmentation"] = "crop_flip" if dataset == "dvs_cifar10" else "flip_roll"
+    if dataset == "imagenet":  # train_im.py: CustomScheduler(decay_epochs=20), birealnet18
+        settings |= {"optimizer.flip.decay_every_epochs": 20, "model.stem": "bireal"}
+    if "_bso_" in row:  # Bop.step(reset=True), the code's BSO branch
+        settings |= {"optimizer.binary": "bso", "optimizer.flip.reset_momentum": True}
+    return settings
 
 
 @pytest.mark.parametrize("row", sorted(BSO_ROWS))
@@ -41,28 +48,28 @@ def test_row_has_the_codes_settings_and_the_paper_text_one_override_away(row):
     assert (paper.schedule.name, paper.train.trace, paper.optimizer.flip.decay_every_epochs) == ("cosine", "constant", 0)
 
 
-def write_standins(folder):
-    rng = np.random.default_rng(0)
-    labels = {"y_train": np.arange(8) % 10, "y_test": np.arange(4) % 10}
-    np.savez(
-        folder / "cifar.npz",
-        x_train=rng.integers(0, 256, (8, 32, 32, 3), np.uint8),
-        x_test=rng.integers(0, 256, (4, 32, 32, 3), np.uint8),
-        **labels,
-    )
-    frames = lambda n: rng.poisson(0.3, (n, 10, 48, 48, 2)).astype(np.float32)  # noqa: E731
-    np.savez(folder / "dvs.npz", x_train=frames(8), x_test=frames(4), **labels)
+def run_evidence_command(row: str, folder, *extra: str) -> dict:
+    """``bsnn train --config ROW --config.num_epochs=1 --config.steps_per_epoch=2`` on the stand-in
+    data of experiments/recipe_evidence.py (tfds's real format for CIFAR/ImageNet); the written config.json."""
+    workdir = folder / "run"
+    assert cli.main(recipe_evidence.command(row, workdir, folder / "data", extra)) == 0
+    assert len((workdir / "metrics.jsonl").read_text().splitlines()) == 1
+    return json.loads((workdir / "config.json").read_text())
 
 
-@pytest.mark.slow  # one online VGG-11 compile per row: ~1 min each on 2 cores
+def test_train_on_cifar_standin_writes_the_rows_recipe_to_config_json(tmp_path):
+    """The evidence command of one T-BSO row through the real CIFAR pipeline (AutoAugment, Cutout),
+    with small_cnn for VGG-11 so it compiles in seconds: every recipe field is the row's own."""
+    (tmp_path / "data").mkdir()
+    written = run_evidence_command("cifar10_vgg11_tbso_t2", tmp_path, "--config.model.name=small_cnn")
+    for key, value in expected("cifar10_vgg11_tbso_t2").items():
+        assert field(written, key) == value, key
+
+
+@pytest.mark.slow  # one online VGG-11 / ResNet-18 compile per row: ~1 min each on 2 cores
 @pytest.mark.parametrize("row", sorted(BSO_ROWS))
 def test_train_writes_the_codes_settings_to_config_json(row, tmp_path):
-    write_standins(tmp_path)
-    data = "cifar.npz" if BSO_ROWS[row]["dataset"].startswith("cifar") else "dvs.npz"
-    args = ["train", "--config", row, "--workdir", str(tmp_path / "run"), f"--config.dataset.name=npz:{tmp_path / data}"]
-    args += ["--config.num_epochs=1", "--config.steps_per_epoch=2", "--config.batch_size=4", "--config.eval_batch_size=4"]
-    assert cli.main([*args, "--config.mesh.num_devices=1"]) == 0
-    written = json.loads((tmp_path / "run" / "config.json").read_text())
+    (tmp_path / "data").mkdir()
+    written = run_evidence_command(row, tmp_path)
     for key, value in expected(row).items():
         assert field(written, key) == value, key
-    assert len((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) == 1

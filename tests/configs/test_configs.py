@@ -24,7 +24,19 @@ BSO_TABLE2 = {
     "cifar100_vgg11_tbso_t4": ("cifar100", "vgg11", 4),
     "cifar100_vgg11_tbso_t6": ("cifar100", "vgg11", 6),
     "dvs_cifar10_vgg11_tbso_t10": ("dvs_cifar10", "vgg11", 10),
+    "imagenet_resnet18_tbso_t6": ("imagenet", "resnet18", 6),
+    "imagenet_resnet18_tbso_t4": ("imagenet", "resnet18", 4),
+    "cifar10_vgg11_bso_t2": ("cifar10", "vgg11", 2),
+    "cifar10_vgg11_bso_t4": ("cifar10", "vgg11", 4),
+    "cifar10_vgg11_bso_t6": ("cifar10", "vgg11", 6),
+    "cifar100_vgg11_bso_t2": ("cifar100", "vgg11", 2),
+    "cifar100_vgg11_bso_t4": ("cifar100", "vgg11", 4),
+    "cifar100_vgg11_bso_t6": ("cifar100", "vgg11", 6),
+    "dvs_cifar10_vgg11_bso_t10": ("dvs_cifar10", "vgg11", 10),
 }
+# train_im.sh / train_im.py (hamingsi/BSO): birealnet18, 100 epochs, batch 256, lr 0.2, gamma 1e-6,
+# CustomScheduler every 20 epochs; CIFAR/DVS (train_cifar.sh, paper B.1): 400 epochs, batch 128, lr 0.1.
+IMAGENET = {"stem": "bireal", "num_epochs": 100, "batch_size": 256, "lr": 0.2, "threshold": 1e-6, "decay_every": 20}
 BUILTIN = {"demo", "fashion_agmm", "fashion_tbso", "seq_fashion_mlp", "seq_fashion_mlp_fp"}
 
 
@@ -60,16 +72,24 @@ def test_agmm_rows_follow_table1_and_twins_differ_only_by_variant(row):
 
 @pytest.mark.parametrize("row", sorted(BSO_TABLE2))
 def test_bso_rows_follow_table2(row):
-    """BSO paper Table 2/6/7 and methods-spec 2.1-2.4: VGG-11 trained online by T-BSO."""
+    """BSO paper Table 2/6/7 and methods-spec 2.1-2.4: trained online by T-BSO, or BSO in the ``_bso_`` rows."""
     c = configs.get(row)
     assert (c.dataset.name, c.model.name, c.model.timesteps) == BSO_TABLE2[row]
     assert c.model.variant == "bsnn"
-    assert (c.train.mode, c.train.online_update, c.optimizer.binary) == ("online", "per_step", "t_bso")
+    rule = "bso" if "_bso_" in row else "t_bso"
+    assert (c.train.mode, c.train.online_update, c.optimizer.binary) == ("online", "per_step", rule)
+    assert c.optimizer.flip.reset_momentum == (rule == "bso")  # Bop.step(reset=True): the code's only BSO
+    imagenet = row.startswith("imagenet")
     f = c.optimizer.flip
-    assert (f.threshold, f.rate, f.beta2) == (1e-6 if row.startswith("dvs") else 5e-7, 1e-3, 1 - 1e-5)
-    assert (c.optimizer.name, c.optimizer.learning_rate, c.optimizer.momentum, c.optimizer.weight_decay) == ("sgd", 0.1, 0.0, 0.0)
+    assert (f.threshold, f.rate, f.beta2) == (1e-6 if row.startswith(("dvs", "imagenet")) else 5e-7, 1e-3, 1 - 1e-5)
+    assert f.decay_every_epochs == (IMAGENET["decay_every"] if imagenet else 50)
+    lr = IMAGENET["lr"] if imagenet else 0.1
+    assert (c.optimizer.name, c.optimizer.learning_rate, c.optimizer.momentum, c.optimizer.weight_decay) == ("sgd", lr, 0.0, 0.0)
     # the released code's constant FP lr (its cosine scheduler is attached to the wrong object): test_bso_rows.py
-    assert (c.schedule.name, c.batch_size, c.num_epochs, c.seed, c.loss.name) == ("constant", 128, 400, 2025, "tet_mse")
+    batch, epochs = (IMAGENET["batch_size"], IMAGENET["num_epochs"]) if imagenet else (128, 400)
+    assert (c.schedule.name, c.batch_size, c.num_epochs, c.seed, c.loss.name) == ("constant", batch, epochs, 2025, "tet_mse")
+    assert c.model.stem == (IMAGENET["stem"] if imagenet else None)
+    assert c.dataset.autoaugment == c.dataset.cutout == row.startswith("cifar")  # train_im.py ignores --autoaug --cutout
     assert c.model.neuron.reset == "soft" and c.model.neuron.surrogate == "sigmoid" and c.model.neuron.beta == 4.0
 
 
