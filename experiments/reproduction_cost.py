@@ -10,7 +10,12 @@ Method (labelled an estimate wherever it is quoted):
    synaptic layer, counted by running the model once (``metrics.measure_activity``).
 2. The achieved rate of this CPU, per training mode, from committed benchmark step times:
    BPTT from ResNet-19 AGMM T=2 batch 8 (``benchmarks/results/bench_full.json``), online from
-   VGG-11 T=2 batch 8 (``benchmarks/results/online_memory.json``). CPU hours = FLOPs / rate.
+   VGG-11 T=2 batch 8 (``benchmarks/results/online_memory.json``); the ImageNet ResNet-18 rows
+   from ResNet-18 online T=2 batch 2 at 224x224 (``benchmarks/results/online_resnet18.json``,
+   ``python -m bsnn_jax.bench.online_memory --model resnet18 --input-shape 224,224,3 --batch-size 2
+   --timesteps 2 --methods online --out benchmarks/results/online_resnet18``; the bench builds
+   the 7x7/2 stem, the rows the ``bireal`` one: the rate, not the step time, carries over).
+   CPU hours = FLOPs / rate.
 3. GPU hours = FLOPs / (:data:`GPU_FLOPS` x the mode's rate here / the BPTT rate here):
    :data:`GPU_FLOPS` is an assumed sustained BPTT rate for one A100-class GPU (float32 with TF32
    convolutions), and online training is assumed to reach the same share of it as here.
@@ -35,9 +40,10 @@ INPUT = {"cifar10": (32, 32, 3), "cifar100": (32, 32, 3), "imagenet": (224, 224,
 CLASSES = {"cifar10": 10, "cifar100": 100, "imagenet": 1000, "dvs_gesture": 11, "dvs_cifar10": 10}
 
 
-def macs_per_step(model_name: str, dataset: str) -> float:
+def macs_per_step(model_name: str, dataset: str, stem: str | None = None) -> float:
     """Multiply-accumulates of every synaptic layer for one example and one time step."""
-    model = models.create(model_name, variant="bsnn", num_classes=CLASSES[dataset], timesteps=1, input_shape=INPUT[dataset], rngs=0)
+    shape = INPUT[dataset]
+    model = models.create(model_name, variant="bsnn", num_classes=CLASSES[dataset], timesteps=1, input_shape=shape, stem=stem, rngs=0)
     activity = metrics.measure_activity(model, [jnp.zeros((1, 1) + INPUT[dataset])])
     return sum(s.macs_per_step for s in activity.synapses.values())
 
@@ -50,29 +56,43 @@ def measured_rates() -> dict[str, float]:
     online = json.loads((results / "online_memory.json").read_text())
     online_step = next(r["median_s"] for r in online["records"] if r["method"] == "online" and r["timesteps"] == 2)
     batch = 8
-    return {
+    rates = {
         "bptt": 6 * macs_per_step("resnet19", "cifar100") * 2 * batch / bptt_step,
         "online": 6 * macs_per_step("vgg11", "cifar10") * 2 * batch / online_step,
     }
+    resnet18 = results / "online_resnet18.json"
+    if resnet18.exists():
+        bench = json.loads(resnet18.read_text())
+        record = next(r for r in bench["records"] if r["method"] == "online" and r["median_s"])
+        work = 6 * macs_per_step("resnet18", "imagenet") * record["timesteps"] * bench["config"]["batch_size"]
+        rates["online_resnet18"] = work / record["median_s"]
+    return rates
+
+
+def rate_key(config, rates: dict[str, float]) -> str:
+    """Which measured rate prices a row: ResNet-18's own for its online rows (when measured),
+    else its training mode's."""
+    own = config.train.mode == "online" and config.model.name == "resnet18" and "online_resnet18" in rates
+    return "online_resnet18" if own else config.train.mode
 
 
 def rows(rates: dict[str, float]) -> list[dict]:
     """One entry per AGMM Table 1 and BSO Table 2 row: paper number, config, epochs, costs, from
     this CPU's measured ``rates`` (:func:`measured_rates`)."""
-    specs = [(name, spec) for name, spec in TABLE1.items()] + [(name, {**spec, "model": "vgg11"}) for name, spec in BSO_ROWS.items()]
     macs, out = {}, []
-    for name, spec in specs:
+    for name in [*TABLE1, *BSO_ROWS]:
         config = configs.get(name)
-        key = (spec["model"], spec["dataset"])
+        key = (config.model.name, config.dataset.name, config.model.stem)
         macs.setdefault(key, macs_per_step(*key))
-        flops = 6 * macs[key] * config.model.timesteps * TRAIN_EXAMPLES[spec["dataset"]] * config.num_epochs
-        rate = rates[config.train.mode]
+        flops = 6 * macs[key] * config.model.timesteps * TRAIN_EXAMPLES[config.dataset.name] * config.num_epochs
+        rate = rates[rate_key(config, rates)]
         out.append(
             {
                 "config": name,
-                "paper": spec["target"],
+                "paper": {**TABLE1, **BSO_ROWS}[name]["target"],
                 "epochs": config.num_epochs,
                 "mode": config.train.mode,
+                "rate": rate_key(config, rates),
                 "gmacs_per_step": macs[key] / 1e9,
                 "pflops": flops / 1e15,
                 "cpu_hours_here": flops / rate / 3600,
