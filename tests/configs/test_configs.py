@@ -1,5 +1,8 @@
 """Named configs: every paper row, twin and built-in config loads, validates and follows its paper."""
 
+import json
+from pathlib import Path
+
 import pytest
 
 from bsnn_jax import configs
@@ -128,3 +131,13 @@ def test_sequential_fashion_configs_feed_28_rows_and_differ_only_by_variant():
     c, fp = configs.get("seq_fashion_mlp"), configs.get("seq_fashion_mlp_fp")
     assert (c.dataset.name, c.model.name, c.model.timesteps, c.model.variant) == ("seq_fashion_mnist", "mlp", 28, "agmm")
     assert {k for k, _, _ in C.diff(c, fp)} == {"model.variant", "name"} and fp.model.variant == "fp"
+
+
+def test_every_paper_row_is_in_the_readme_reproduction_table_and_the_cost_estimate():
+    root = Path(__file__).resolve().parents[2]
+    readme = root.joinpath("README.md").read_text()
+    section = readme[readme.index("## Reproducing the papers") :].split("\n## ")[0]
+    table_rows = {line.split("`")[1] for line in section.splitlines() if line.startswith("| AGMM T1") or line.startswith("| BSO T2")}
+    costs = json.loads(root.joinpath("experiments/results/reproduction_cost/costs.json").read_text())
+    assert table_rows == set(AGMM_TABLE1) | set(BSO_TABLE2)
+    assert {r["config"] for r in costs["rows"]} == set(AGMM_TABLE1) | set(BSO_TABLE2)
