@@ -125,7 +125,8 @@ def use_bso(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     No released script trains BSO: their loop calls ``Bop.step(t, T)``, whose default branch is
     T-BSO. The code's only BSO is ``Bop.step(..., reset=True)``, which also zeroes the momentum
     of every weight it flips (``m *= (reverse + 1) / 2``). We take that branch, reset included,
-    since it is what the authors' code runs for BSO; the paper's Eq. 11-12 keep the momentum:
+    since it is the only BSO the authors' code contains (which one produced the BSO column is not
+    stated anywhere); the paper's Eq. 11-12 keep the momentum:
     ``--config.optimizer.flip.reset_momentum=false``. The decay of gamma and the momentum rate
     (``CustomScheduler``) acts on the optimizer's groups whichever branch runs, so it stays.
     """
