@@ -20,7 +20,6 @@ models, optimizers, schedules and traces are the rows' own.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import shutil
 import subprocess
@@ -31,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from bsnn_jax.configs.bso_table2 import BSO_ROWS
+from bsnn_jax.data.standin import encode_image, write_tfds
 
 ROOT = Path(__file__).resolve().parents[1]
 # The recipe fields that differ between the paper text, the released code and our defaults.
@@ -55,49 +55,25 @@ TFDS_NAMES = {"cifar10": "cifar10", "cifar100": "cifar100", "imagenet": "imagene
 TFDS_SPLITS = {"cifar10": ("train", "test"), "cifar100": ("train", "test"), "imagenet": ("train", "validation")}
 
 
-def _encode(image: np.ndarray, fmt: str) -> bytes:
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format=fmt, quality=95)
-    return buffer.getvalue()
-
-
 def _examples(dataset: str, n: int, rng: np.random.Generator) -> list[dict]:
     """``n`` records of ``dataset``'s tfds features: random images, labels 0..n-1."""
     if dataset == "imagenet":
         images = [rng.integers(0, 256, (rng.integers(40, 80), rng.integers(40, 80), 3), dtype=np.uint8) for _ in range(n)]
-        return [{"image": _encode(im, "JPEG"), "label": i, "file_name": f"n{i}.JPEG"} for i, im in enumerate(images)]
-    examples = [{"id": f"x{i}", "image": _encode(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8), "PNG"), "label": i} for i in range(n)]
+        return [{"image": encode_image(im, "JPEG"), "label": i, "file_name": f"n{i}.JPEG"} for i, im in enumerate(images)]
+    examples = [
+        {"id": f"x{i}", "image": encode_image(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8), "PNG"), "label": i} for i in range(n)
+    ]
     if dataset == "cifar100":
         for example in examples:
             example["coarse_label"] = example["label"]
     return examples
 
 
-def write_tfds(dataset: str, data_dir: Path, n_train: int = 4, n_test: int = 2) -> None:
-    """A tiny prepared tfds ``dataset`` under ``data_dir``, as ``tfds build`` leaves it.
-
-    Subclasses the registered builder only to replace its download-and-parse step with random
-    records; feature encoding, array_record shards and metadata are tfds's own (no TensorFlow).
-    """
-    import tensorflow_datasets as tfds
-
-    rng = np.random.default_rng(0)
-    examples = _examples(dataset, n_train + n_test, rng)
+def write_standin_tfds(dataset: str, data_dir: Path, n_train: int = 4, n_test: int = 2) -> None:
+    """A tiny prepared tfds ``dataset`` under ``data_dir`` of random records (``data.standin``)."""
+    examples = _examples(dataset, n_train + n_test, np.random.default_rng(0))
     train, test = TFDS_SPLITS[dataset]
-    splits = {train: examples[:n_train], test: examples[n_train:]}
-
-    base = tfds.builder_cls(TFDS_NAMES[dataset])
-
-    class Tiny(base, skip_registration=True):
-        def _split_generators(self, dl_manager):
-            return {split: ((f"{split}{i}", ex) for i, ex in enumerate(records)) for split, records in splits.items()}
-
-    # A stand-in has no code path: with a dotted module name tfds would look one up as a package
-    # resource (through importlib_resources, not installed), with an unknown one it skips that.
-    Tiny.name, Tiny.__module__ = base.name, "standin"
-    Tiny(data_dir=str(data_dir), file_format="array_record").download_and_prepare()
+    write_tfds(TFDS_NAMES[dataset], data_dir, {train: examples[:n_train], test: examples[n_train:]})
 
 
 def write_dvs_npz(path: Path, timesteps: int = 10, n_train: int = 4, n_test: int = 2) -> None:
@@ -115,7 +91,7 @@ def data_overrides(dataset: str, folder: Path) -> list[str]:
             write_dvs_npz(path)
         return [f"--config.dataset.name=npz:{path}"]
     if not (folder / TFDS_NAMES[dataset]).exists():
-        write_tfds(dataset, folder)
+        write_standin_tfds(dataset, folder)
     return [f"--config.dataset.data_dir={folder}"]
 
 

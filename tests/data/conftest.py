@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import io
 import socket
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from bsnn_jax.data import standin
 
 
 @pytest.fixture(autouse=True)
@@ -25,39 +26,14 @@ def no_network(monkeypatch):
 @pytest.fixture
 def encode_image():
     """``encode_image(uint8 [H, W, C] array, "PNG" or "JPEG") -> bytes``, with Pillow."""
-    from PIL import Image
-
-    def encode(image: np.ndarray, fmt: str = "PNG") -> bytes:
-        buffer = io.BytesIO()
-        Image.fromarray(image.squeeze(-1) if image.shape[-1] == 1 else image).save(buffer, format=fmt, quality=95)
-        return buffer.getvalue()
-
-    return encode
+    return standin.encode_image
 
 
 @pytest.fixture
 def write_tfds():
-    """Writes a real, tiny, prepared tfds dataset (array_record) without TensorFlow.
-
-    ``write_tfds(name, data_dir, {split: [example dict, ...]})`` subclasses the registered
-    builder ``name`` only to replace its download-and-parse step with the given examples;
-    feature encoding, shard writing and metadata are tfds's own, so the result is what
-    ``tfds build`` would leave on disk. Image features must be given as encoded PNG/JPEG bytes
-    (encoding numpy arrays would need TensorFlow).
-    """
-    import tensorflow_datasets as tfds
-
-    def write(name: str, data_dir: Path, splits: dict[str, list[dict]]) -> None:
-        base = tfds.builder_cls(name)
-
-        class Tiny(base, skip_registration=True):
-            def _split_generators(self, dl_manager):
-                return {split: ((f"{split}{i}", example) for i, example in enumerate(examples)) for split, examples in splits.items()}
-
-        Tiny.name = name
-        Tiny(data_dir=str(data_dir), file_format="array_record").download_and_prepare()
-
-    return write
+    """``write_tfds(name, data_dir, {split: [example dict, ...]})``: a real, tiny, prepared tfds dataset
+    (array_record) written without TensorFlow (``bsnn_jax.data.standin``)."""
+    return standin.write_tfds
 
 
 AEDAT4_MAGIC = b"#!AER-DAT4.0\r\n"
