@@ -80,6 +80,7 @@ FAMILIES: dict[str, Family] = {
 
 
 STEM_FAMILIES = ("resnet18", "resnet19")
+RECURRENT_FAMILIES = ("mlp",)
 
 
 def create(
@@ -96,6 +97,7 @@ def create(
     stem: str | None = None,
     encoder: str = "direct",
     encoder_threshold: float = 0.1,
+    recurrent: bool | tuple[bool, ...] = False,
     rngs: nnx.Rngs | int = 0,
 ) -> nnx.Module:
     """Builds a network family in one of the variants ``fp``, ``bsnn`` or ``agmm``.
@@ -123,6 +125,8 @@ def create(
         value injected as current at every step), ``latency`` (one spike per input at
         ``round((1 - x)(T - 1))``, static inputs) or ``delta`` (threshold crossings of a sequence).
       encoder_threshold: the delta encoder's step, or the level at or below which latency stays silent.
+      recurrent: mlp only: recurrent connections ``V S[t-1]`` in every hidden layer (``True``) or in
+        those flagged (one bool per hidden layer); see ``SpikingMLP``.
       rngs: ``nnx.Rngs`` or an integer seed.
 
     Returns:
@@ -148,7 +152,11 @@ def create(
     rngs = nnx.Rngs(rngs) if isinstance(rngs, int) else rngs
     if stem is not None and name not in STEM_FAMILIES:
         raise ValueError(f"model {name!r} has no stem option (model.stem); only {', '.join(STEM_FAMILIES)} do")
+    if recurrent is not False and name not in RECURRENT_FAMILIES:
+        raise ValueError(f"model {name!r} has no recurrent option (model.recurrent); only {', '.join(RECURRENT_FAMILIES)} has")
     extra = {} if stem is None else {"stem": stem}
+    if name in RECURRENT_FAMILIES:
+        extra["recurrent"] = recurrent
     return family.build(
         **extra,
         input_shape=tuple(input_shape or family.input_shape),

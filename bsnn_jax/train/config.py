@@ -72,6 +72,11 @@ def _model_fields() -> ml_collections.ConfigDict:
     return g
 
 
+def _add_sequence_fields(g: ml_collections.ConfigDict) -> None:
+    """The ``model`` fields of the sequence families (``mlp``)."""
+    g.recurrent = False  # mlp: a recurrent connection V S[t-1] in every hidden layer (nn.RecurrentLIF)
+
+
 def _optimizer_fields() -> ml_collections.ConfigDict:
     """``optimizer``: the full-precision optimizer and how binary kernels learn (``flip``)."""
     g = ml_collections.ConfigDict()
@@ -114,6 +119,7 @@ def default_config() -> ml_collections.ConfigDict:
     c.seed = 0
     c.dataset = _dataset_fields()
     c.model = _model_fields()
+    _add_sequence_fields(c.model)
 
     c.loss = ml_collections.ConfigDict()
     c.loss.name = "tet"  # tet: 1/T sum_t CE(out_t, y); mean_logits: CE(mean_t out_t, y); tet_mse: BSO's
@@ -295,6 +301,15 @@ def _check(ok: bool, message: str) -> None:
         raise ConfigError(message)
 
 
+def _check_model(config: ml_collections.ConfigDict) -> None:
+    """Model options that only some families have."""
+    _check(
+        not config.model.recurrent or config.model.name in models.RECURRENT_FAMILIES,
+        f"model.recurrent=True needs a family with recurrent layers ({', '.join(models.RECURRENT_FAMILIES)}), "
+        f"not model.name={config.model.name!r}; set --config.model.name=mlp or model.recurrent=False",
+    )
+
+
 def _check_training(config: ml_collections.ConfigDict) -> None:
     """The combinations of model, optimizer and training mode that cannot work together."""
     if config.optimizer.binary != "latent":
@@ -334,6 +349,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
         _check(ok, f"unknown {what} {value!r} ({key}); known: {', '.join(known)}")
     remat, policies = config.model.remat, sorted(REMAT_POLICIES)
     _check(remat is None or remat in policies, f"unknown remat policy {remat!r} (model.remat); known: {', '.join(policies)} or none")
+    _check_model(config)
     _check_training(config)
     for key in ("model.timesteps", "batch_size", "eval_batch_size", "num_epochs", "log_every_steps", "eval_every_epochs"):
         value = get_field(config, key)

@@ -42,6 +42,8 @@ def describe_model(config: ml_collections.ConfigDict, info: data_lib.DatasetInfo
     }
     if config.model.encoder != "direct":  # only then: the fingerprints of earlier runs stay as they were
         description |= {"encoder": config.model.encoder, "encoder_threshold": config.model.encoder_threshold}
+    if config.model.recurrent:
+        description["recurrent"] = True
     return description
 
 
@@ -64,6 +66,7 @@ def create_model(config: ml_collections.ConfigDict, info: data_lib.DatasetInfo) 
         stem=config.model.stem,
         encoder=config.model.encoder,
         encoder_threshold=config.model.encoder_threshold,
+        **({"recurrent": True} if config.model.recurrent else {}),
         rngs=config.seed,
     )
 
