@@ -10,7 +10,8 @@
   BSO recipe (``python -m experiments.compare_tbso`` compares it with the demo).
 - ``seq_fashion_mlp`` / ``seq_fashion_mlp_fp``: sequential Fashion-MNIST (one image row per time
   step, T=28, F=28) on the spiking MLP, binary with AGMM / full precision
-  (``python -m experiments.seq_fashion`` compares them with a GRU and an LSTM of the same budget).
+  (``python -m experiments.seq_fashion`` compares them with a GRU and an LSTM of the same budget);
+  ``seq_fashion_rmlp``: the binary MLP with recurrent connections.
 
     bsnn train --config demo --workdir runs/demo
 """
@@ -117,10 +118,20 @@ def seq_fashion_mlp_fp() -> ml_collections.ConfigDict:
     return c
 
 
+def seq_fashion_rmlp() -> ml_collections.ConfigDict:
+    """``seq_fashion_mlp`` with a recurrent connection in every hidden layer (``model.recurrent``:
+    ``H[t] = tau U[t-1] + AGMM(BN(W x))[t] + V_b S[t-1]``, V binary): a memory beyond the membrane."""
+    c = seq_fashion_mlp()
+    c.name = "seq_fashion_rmlp"
+    c.model.recurrent = True
+    return c
+
+
 CONFIGS: dict[str, Callable[[], ml_collections.ConfigDict]] = {
     "demo": demo,
     "fashion_agmm": fashion_agmm,
     "fashion_tbso": fashion_tbso,
     "seq_fashion_mlp": seq_fashion_mlp,
     "seq_fashion_mlp_fp": seq_fashion_mlp_fp,
+    "seq_fashion_rmlp": seq_fashion_rmlp,
 }

@@ -59,7 +59,7 @@ def _model_fields() -> ml_collections.ConfigDict:
     g.compute_dtype = config_dict.placeholder(str)  # None: float32; "bfloat16": mixed precision convs
     g.stem = config_dict.placeholder(str)  # ResNets: cifar | imagenet | bireal (models.resnet.STEMS); None: the family's
     g.remat = config_dict.placeholder(str)  # None, "block" or "conv": recompute per layer/block (models.REMAT_POLICIES)
-    g.encoder = "direct"  # the input before the first layer (models.MODEL_ENCODERS): direct | latency | delta
+    g.encoder = "direct"  # the input before the first layer (models.MODEL_ENCODERS): direct | rate | latency | delta
     g.encoder_threshold = 0.1  # delta: the step between spikes; latency: inputs at or below it stay silent
     # nn.LIF arguments. unroll=True writes the T steps of the (elementwise) LIF recurrence out
     # for XLA, which fuses them: on this 2-core CPU, the first LIF layer of small_cnn (T=2,

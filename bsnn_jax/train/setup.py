@@ -29,6 +29,10 @@ from bsnn_jax.train.state import ModelDef, TrainState, create_train_state
 from bsnn_jax.train.step import Regularizer, make_train_step
 
 
+# Encoders reading inputs as spike probabilities: they get pixels in [0, 1], not standardized ones.
+INTENSITY_ENCODERS = ("rate", "latency")
+
+
 def describe_model(config: ml_collections.ConfigDict, info: data_lib.DatasetInfo) -> dict[str, Any]:
     """The fields that determine a model's parameters (its checkpoint fingerprint)."""
     neuron = {k: v for k, v in config.model.neuron.to_dict().items() if k != "unroll"}
@@ -227,7 +231,8 @@ def load_dataset(config: ml_collections.ConfigDict) -> data_lib.Dataset:
         dataset = load() if first else None
     finally:  # the others must not wait forever on a process 0 that failed: they fail alike
         mesh_lib.barrier("bsnn_jax.dataset")
-    return dataset if first else load()
+    dataset = dataset if first else load()
+    return data_lib.sequences.intensities(dataset) if config.model.encoder in INTENSITY_ENCODERS else dataset
 
 
 def check_processes_agree(config: ml_collections.ConfigDict, dataset: data_lib.Dataset) -> None:
