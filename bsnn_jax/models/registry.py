@@ -89,6 +89,7 @@ def _encoder_key(rngs: nnx.Rngs | int) -> jax.Array:
     those the same seed gives with any other encoder; from ``nnx.Rngs`` its ``encoder`` stream."""
     return jax.random.fold_in(jax.random.key(rngs), ENCODER_STREAM) if isinstance(rngs, int) else rngs.encoder()
 
+
 RECURRENT_FAMILIES = ("mlp",)
 
 

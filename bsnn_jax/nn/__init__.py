@@ -14,8 +14,8 @@ from bsnn_jax.nn.layers import (
     pool,
 )
 from bsnn_jax.nn.modes import latent_free, online, recording
-from bsnn_jax.nn.recurrent import RecurrentLIF, RecurrentSpikes
 from bsnn_jax.nn.online_state import OnlineState, load_online_state, reset_online_state
+from bsnn_jax.nn.recurrent import RecurrentLIF, RecurrentSpikes
 from bsnn_jax.nn.time import default_time_fold, time_map
 from bsnn_jax.nn.trace import TraceDrive, TracingLIF
 

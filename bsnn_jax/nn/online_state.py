@@ -1,9 +1,10 @@
 """Online mode: a network run one time step at a time, its state carried between calls (BSO, OTTT).
 
 Online (a view made by ``nn.online``), every call of the model sees one time step (``[1, B, ...]``
-frames, or the static image again). LIF layers continue from the membrane they kept as a ``Membrane`` variable, spike-input
-synaptic layers keep a presynaptic ``Trace`` and take their weight gradient from it, AGMM uses
-alpha[t], a recurrent layer keeps its last spikes (``RecurrentSpikes``), and BatchNorm, seeing one step, normalises with that step's batch statistics. The
+frames, or the static image again). LIF layers continue from the membrane they kept as a
+``Membrane`` variable, spike-input synaptic layers keep a presynaptic ``Trace`` and take their
+weight gradient from it, AGMM uses alpha[t], a recurrent layer keeps its last spikes
+(``RecurrentSpikes``), and BatchNorm, seeing one step, normalises with that step's batch statistics. The
 carried state is ordinary NNX state, ``nnx.state(model, OnlineState)``: a training step takes it
 in and returns it, so nothing is hidden and nothing differentiates through time.
 """

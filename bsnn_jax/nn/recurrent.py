@@ -55,7 +55,9 @@ class RecurrentLIF(TracingLIF):
     def _scan(self, x: jax.Array) -> jax.Array:
         dtype = x.dtype if self.recurrent.compute_dtype is None else jnp.dtype(self.recurrent.compute_dtype)
         v = self.recurrent.weight(dtype)
-        neuron = dict(tau=self.tau, v_th=self.v_th, reset=self.reset, detach_reset=self.detach_reset, surrogate=self.surrogate, beta=self.beta)
+        neuron = dict(
+            tau=self.tau, v_th=self.v_th, reset=self.reset, detach_reset=self.detach_reset, surrogate=self.surrogate, beta=self.beta
+        )
 
         def step(carry, x_t):
             u, s = carry

@@ -28,7 +28,6 @@ from bsnn_jax.train.online import make_online_train_step
 from bsnn_jax.train.state import ModelDef, TrainState, create_train_state
 from bsnn_jax.train.step import Regularizer, make_train_step
 
-
 # Encoders reading inputs as spike probabilities: they get pixels in [0, 1], not standardized ones.
 INTENSITY_ENCODERS = ("rate", "latency")
 
@@ -225,6 +224,7 @@ def load_dataset(config: ml_collections.ConfigDict) -> data_lib.Dataset:
         cutout=config.dataset.cutout,
         dvs_augmentation=config.dataset.dvs_augmentation,
         download=config.dataset.download,
+        **({} if config.dataset.duration is None else {"duration": config.dataset.duration}),
     )
     first = jax.process_index() == 0
     try:

@@ -25,7 +25,7 @@ BSO_TABLE2 = {
     "cifar100_vgg11_tbso_t6": ("cifar100", "vgg11", 6),
     "dvs_cifar10_vgg11_tbso_t10": ("dvs_cifar10", "vgg11", 10),
 }
-BUILTIN = {"demo", "fashion_agmm", "fashion_tbso", "seq_fashion_mlp", "seq_fashion_mlp_fp"}
+BUILTIN = {"demo", "fashion_agmm", "fashion_tbso", "seq_fashion_mlp", "seq_fashion_mlp_fp", "seq_fashion_rmlp", "shd_mlp"}
 
 
 def test_names_are_the_paper_rows_their_twins_and_the_builtin_configs():
@@ -108,3 +108,14 @@ def test_sequential_fashion_configs_feed_28_rows_and_differ_only_by_variant():
     c, fp = configs.get("seq_fashion_mlp"), configs.get("seq_fashion_mlp_fp")
     assert (c.dataset.name, c.model.name, c.model.timesteps, c.model.variant) == ("seq_fashion_mnist", "mlp", 28, "agmm")
     assert {k for k, _, _ in C.diff(c, fp)} == {"model.variant", "name"} and fp.model.variant == "fp"
+
+
+def test_recurrent_and_shd_configs_differ_from_the_sequence_mlp_where_said():
+    c = configs.get("seq_fashion_mlp")
+    assert {k for k, _, _ in C.diff(c, configs.get("seq_fashion_rmlp"))} == {"model.recurrent", "name"}
+    shd = configs.get("shd_mlp")
+    assert (shd.dataset.name, shd.dataset.duration, shd.model.timesteps) == ("shd", 1.4, 100)  # 14 ms bins
+    with pytest.raises(C.ConfigError, match="dataset.duration bins spike recordings"):
+        C.validate(configs.load("seq_fashion_mlp", [("dataset.duration", "1.0")]))
+    with pytest.raises(C.ConfigError, match="model.recurrent=True needs a family with recurrent layers"):
+        C.validate(configs.load("demo", [("model.recurrent", "true")]))

@@ -72,3 +72,16 @@ def test_rate_encoder_statistics_at_the_first_layer(static):
     for value, expected, tolerance in [(0.3, 0.3, 4 * np.sqrt(0.21 / (t * b * f))), (1.4, 1.0, 0.0), (-0.5, 0.0, 0.0)]:
         activity = metrics.measure_activity(model, [jnp.full(shape, value, jnp.float32)])
         assert activity.synapses["units.0.dense"].input_rate == pytest.approx(expected, abs=tolerance + 1e-7)
+
+
+def test_rate_draws_depend_on_the_example_not_on_the_sharding():
+    """Hosts and devices each hold a slice of the global batch: the draws are those of the whole
+    batch (partitionable threefry), so slices differ by their examples, never by their device."""
+    mesh = jax.make_mesh((len(jax.devices()),), ("data",))
+    x = jnp.full((2 * len(jax.devices()), 6), 0.5)
+    sharded = jax.device_put(x, jax.NamedSharding(mesh, jax.P("data")))
+    encode = jax.jit(lambda k, v: ops.encode.rate(k, v, T))
+    key = jax.random.key(3)
+    np.testing.assert_array_equal(encode(key, sharded), encode(key, x))
+    spikes = np.asarray(encode(key, x))
+    assert len({spikes[:, i].tobytes() for i in range(x.shape[0])}) > x.shape[0] // 2  # examples draw differently
