@@ -51,3 +51,23 @@ def test_missing_shd_files_are_one_error_line_saying_what_to_download(tmp_path, 
     err = capsys.readouterr().err
     assert err.startswith("error: SHD not found: expected ") and "shd_train.h5" in err
     assert "https://zenkelab.org/datasets/shd_train.h5.zip" in err and "download=True" in err
+
+
+def test_the_config_bins_1_4_seconds(tmp_path):
+    """shd_mlp's dataset.duration reaches the reader: a spike at 1.3 s is in bin 6 of 7 (200 ms bins),
+    where the reader's default 1 s would drop it."""
+    from bsnn_jax import configs
+    from bsnn_jax.train import setup
+
+    for split in ("train", "test"):
+        path = tmp_path / "SHD" / f"shd_{split}.h5"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with h5py.File(path, "w") as f:
+            f.create_dataset("spikes/times", (1,), dtype=h5py.vlen_dtype(np.float32))[0] = np.array([0.1, 1.3], np.float32)
+            f.create_dataset("spikes/units", (1,), dtype=h5py.vlen_dtype(np.uint16))[0] = np.array([3, 5], np.uint16)
+            f["labels"] = np.zeros(1, np.uint8)
+    config = configs.load("shd_mlp", [("dataset.data_dir", str(tmp_path)), ("model.timesteps", "7")])
+    counts = setup.load_dataset(config).train[0]["image"][:, 0, 0]
+    expected = np.zeros((7, 700), np.float32)
+    expected[0, 3] = expected[6, 5] = 1
+    np.testing.assert_array_equal(counts, expected)
