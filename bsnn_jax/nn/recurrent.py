@@ -34,6 +34,8 @@ class RecurrentLIF(TracingLIF):
     SOP count include it, and the latent-free and online views apply to it. Online (one step per
     call), ``S[t-1]`` is carried as a :class:`RecurrentSpikes` variable beside the membrane, and V's
     weight gradient comes from the presynaptic trace of ``S[t-1]`` like any spike-input layer's.
+    The neuron options ``fused`` and ``save_dtype`` of ``nn.LIF`` do not apply: JAX differentiates
+    the scan itself.
     """
 
     def __init__(self, features: int, *, binary: bool, compute_dtype: str | None = None, rngs: nnx.Rngs, **neuron):
