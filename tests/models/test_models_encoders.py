@@ -4,8 +4,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import nnx
 
 from bsnn_jax import metrics, models, ops
+from bsnn_jax.models.mlp import SpikingMLP
 from bsnn_jax.train import config as C
 from bsnn_jax.train import overrides as O
 
@@ -67,7 +69,8 @@ def test_rate_encoder_statistics_at_the_first_layer(static):
     """The first layer's mean input (the recording view) is the spike probability clip(x, 0, 1):
     p = 0.3 within 4 standard errors of a Bernoulli mean, x = 1.4 always and x = -0.5 never firing."""
     t, b, f = 8, 32, 25
-    model = models.create("mlp", variant="agmm", num_classes=2, timesteps=t, input_shape=(f,), encoder="rate", rngs=0)
+    opts = models.NetOptions(models.VARIANTS["agmm"], timesteps=t, time_fold=True, encoder="rate", encoder_key=jax.random.key(0))
+    model = SpikingMLP((4,), (f,), 2, opts, rngs=nnx.Rngs(0))  # one narrow layer: quick to compile
     shape = (b, f) if static else (t, b, f)
     for value, expected, tolerance in [(0.3, 0.3, 4 * np.sqrt(0.21 / (t * b * f))), (1.4, 1.0, 0.0), (-0.5, 0.0, 0.0)]:
         activity = metrics.measure_activity(model, [jnp.full(shape, value, jnp.float32)])
