@@ -34,6 +34,7 @@ BASELINE_HIDDEN = {"gru": 200, "lstm": 172}
 METHODS = {
     "bsnn": ("binary spiking MLP (AGMM)", "seq_fashion_mlp", None),
     "fp_snn": ("full-precision spiking MLP", "seq_fashion_mlp_fp", None),
+    "rmlp": ("binary recurrent spiking MLP (AGMM)", "seq_fashion_rmlp", None),
     "gru": (f"GRU ({BASELINE_HIDDEN['gru']} units)", "seq_fashion_mlp_fp", "seq_gru"),
     "lstm": (f"LSTM ({BASELINE_HIDDEN['lstm']} units)", "seq_fashion_mlp_fp", "seq_lstm"),
 }
@@ -110,27 +111,31 @@ def main(argv=None) -> int:
 
 
 def write_report(args, results) -> None:
-    table = ["| model | test accuracy % | parameters | binary parameters | size (MB) | training minutes |", "|---|---|---|---|---|---|"]
+    """``OUT/report.md`` and ``OUT/results.json`` of the methods just run, beside the other methods'
+    rows an earlier run left in ``OUT/results.json`` (a method run again replaces its own row)."""
+    saved = args.out / "results.json"
+    out = json.loads(saved.read_text()) if saved.is_file() else {}
     info = data.load("seq_fashion_mnist").info
-    out = {}
     with baseline_families():
         for method, r in results.items():
             model = nnx.eval_shape(lambda m=method: train.setup.create_model(run_config(m, args.epochs, args.seed), info))
-            size = model_size(model)
             minutes = sum(row["train_seconds"] for row in r["rows"]) / 60
-            accuracy = 100 * r["summary"]["test_accuracy"]
-            table.append(
-                f"| {METHODS[method][0]} | {accuracy:.2f} | {size.total_params:,} | {size.binary_params:,} | {size.size_mb:.4f} | {minutes:.1f} |"
-            )
-            out[method] = {"test_accuracy": r["summary"]["test_accuracy"], "size": size.to_dict(), "train_minutes": minutes}
+            out[method] = {"test_accuracy": r["summary"]["test_accuracy"], "size": model_size(model).to_dict(), "train_minutes": minutes}
+    table = ["| model | test accuracy % | parameters | binary parameters | size (MB) | training minutes |", "|---|---|---|---|---|---|"]
+    for method in (m for m in METHODS if m in out):
+        row, size = out[method], out[method]["size"]
+        table.append(
+            f"| {METHODS[method][0]} | {100 * row['test_accuracy']:.2f} | {size['total_params']:,} | {size['binary_params']:,} "
+            f"| {size['size_mb']:.4f} | {row['train_minutes']:.1f} |"
+        )
     c = run_config("bsnn", args.epochs, args.seed)
     text = f"""# Sequential Fashion-MNIST: binary SNN vs FP SNN vs GRU / LSTM
 
 One image row per time step (T=28, F=28); every model: loss {c.loss.name}, {c.optimizer.name} lr {c.optimizer.learning_rate} with
 {c.schedule.name} decay, batch {c.batch_size}, {c.num_epochs} epochs, seed {args.seed}, test accuracy after the last epoch.
 Size counts 1 bit per binary weight and 32 bits per other parameter (``bsnn_jax.metrics.model_size``).
-Command: `python -m experiments.seq_fashion --out {args.out}{f" --epochs {args.epochs}" if args.epochs else ""}`
-(on a shared 2-core CPU: training minutes are one noisy run).
+Command: `python -m experiments.seq_fashion --out {args.out}{f" --epochs {args.epochs}" if args.epochs else ""}`, with
+`--methods` for a subset, each run replacing its own rows (on a shared 2-core CPU: training minutes are one noisy run).
 
 {chr(10).join(table)}
 """

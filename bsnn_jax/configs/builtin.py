@@ -10,7 +10,10 @@
   BSO recipe (``python -m experiments.compare_tbso`` compares it with the demo).
 - ``seq_fashion_mlp`` / ``seq_fashion_mlp_fp``: sequential Fashion-MNIST (one image row per time
   step, T=28, F=28) on the spiking MLP, binary with AGMM / full precision
-  (``python -m experiments.seq_fashion`` compares them with a GRU and an LSTM of the same budget).
+  (``python -m experiments.seq_fashion`` compares them with a GRU and an LSTM of the same budget);
+  ``seq_fashion_rmlp``: the binary MLP with recurrent connections.
+- ``shd_mlp``: the binary spiking MLP on SHD (spike counts of 700 channels, T=100 bins of 14 ms); the
+  data are not built in (``data.heidelberg`` says where to put them).
 
     bsnn train --config demo --workdir runs/demo
 """
@@ -117,10 +120,40 @@ def seq_fashion_mlp_fp() -> ml_collections.ConfigDict:
     return c
 
 
+def seq_fashion_rmlp() -> ml_collections.ConfigDict:
+    """``seq_fashion_mlp`` with a recurrent connection in every hidden layer (``model.recurrent``:
+    ``H[t] = tau U[t-1] + AGMM(BN(W x))[t] + V_b S[t-1]``, V binary): a memory beyond the membrane."""
+    c = seq_fashion_mlp()
+    c.name = "seq_fashion_rmlp"
+    c.model.recurrent = True
+    return c
+
+
+def shd_mlp() -> ml_collections.ConfigDict:
+    """AGMM-BSNN spiking MLP on SHD (``data.heidelberg``: 20 spoken digits, 700 cochlea channels).
+
+    Each recording's first 1.4 s are binned into T=100 steps of 14 ms spike counts, the binning of
+    Zenke's SpyTorch SHD tutorial (``nb_steps=100``, ``max_time=1.4``; Cramer et al. 2020 give 1.4 s
+    as the SHD recordings' extent); Spyx's ``SHD_loader`` uses 128 steps over 1 s and 128 pooled
+    channels instead. Adam 1e-3 with cosine decay, batch 128, loss on the time-averaged logits, as
+    ``seq_fashion_mlp``; ``--config.model.recurrent=true`` adds the recurrent connections.
+    """
+    c = seq_fashion_mlp()
+    c.name = "shd_mlp"
+    c.dataset.name = "shd"
+    c.dataset.duration = 1.4
+    c.model.timesteps = 100
+    c.num_epochs = 20
+    c.eval_batch_size = 512
+    return c
+
+
 CONFIGS: dict[str, Callable[[], ml_collections.ConfigDict]] = {
     "demo": demo,
     "fashion_agmm": fashion_agmm,
     "fashion_tbso": fashion_tbso,
     "seq_fashion_mlp": seq_fashion_mlp,
     "seq_fashion_mlp_fp": seq_fashion_mlp_fp,
+    "seq_fashion_rmlp": seq_fashion_rmlp,
+    "shd_mlp": shd_mlp,
 }

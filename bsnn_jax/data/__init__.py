@@ -56,6 +56,7 @@ def load(
     cutout: bool = True,
     dvs_augmentation: str = "flip_roll",
     download: bool = False,
+    duration: float | None = None,
 ) -> Dataset:
     """Opens a dataset by name.
 
@@ -77,6 +78,7 @@ def load(
       download: allow fetching missing data from the internet (tfds for Fashion-MNIST and
         CIFAR, which then also needs TensorFlow; tonic for DVS). Off by default: a missing
         dataset is an error that says how to get it.
+      duration: SHD / SSC only: the seconds of each recording binned into the T steps (default 1 s).
 
     Raises:
       ValueError: unknown ``name``.
@@ -99,7 +101,8 @@ def load(
     if name == "nmnist":
         return nmnist.load_nmnist(data_dir, timesteps=timesteps, download=download)
     if name in ("shd", "ssc"):
-        return heidelberg.load_heidelberg(name, data_dir, timesteps=timesteps, download=download)
+        extra = {} if duration is None else {"duration": duration}
+        return heidelberg.load_heidelberg(name, data_dir, timesteps=timesteps, download=download, **extra)
     if name in ("dvs_gesture", "dvs_cifar10"):
         return dvs.load_dvs(name, data_dir, timesteps=timesteps, cache_dir=cache_dir, download=download, augmentation=dvs_augmentation)
     raise ValueError(f"unknown dataset {name!r}; known: {', '.join(KNOWN_DATASETS)}")

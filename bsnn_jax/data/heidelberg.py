@@ -72,7 +72,8 @@ def _missing_message(name: str, folder: Path) -> str:
     return (
         f"{FOLDERS[name]} not found: expected {folder}/{name}_train.h5 and {folder}/{name}_test.h5.\n"
         f"Download {cls.base_url}{cls.train_zip} and {cls.base_url}{cls.test_zip}, unzip them into {folder}/,\n"
-        "or load(..., download=True) to let tonic fetch them, or pass data_dir= where they are."
+        "or load(..., download=True) (--config.dataset.download=true) to let tonic fetch them,\n"
+        "or pass data_dir= (--config.dataset.data_dir=) where they are."
     )
 
 

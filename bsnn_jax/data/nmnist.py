@@ -71,7 +71,8 @@ def load_nmnist(data_dir: str | os.PathLike | None = None, *, timesteps: int | N
         raise DataNotFoundError(
             f"N-MNIST not found: expected {root}/NMNIST/Train/<digit>/*.bin and {root}/NMNIST/Test/<digit>/*.bin.\n"
             f"Download {cls.train_filename} ({cls.train_url}) and {cls.test_filename} ({cls.test_url}) and unzip them in "
-            f"{root}/NMNIST/, or load(..., download=True) to let tonic fetch them, or pass data_dir= where they are."
+            f"{root}/NMNIST/, or load(..., download=True) (--config.dataset.download=true) to let tonic fetch them,\n"
+            "or pass data_dir= (--config.dataset.data_dir=) where they are."
         )
     train, test = (NMnistSource(splits[s], timesteps) for s in ("train", "test"))
     info = DatasetInfo("nmnist", 10, (SENSOR_SIZE[1], SENSOR_SIZE[0], SENSOR_SIZE[2]), timesteps, len(train), len(test))

@@ -50,3 +50,10 @@ def rows_as_steps(dataset: Dataset, name: str) -> Dataset:
     normalization = Normalization(norm.scale, tuple(norm.mean) * w, tuple(norm.std) * w) if c > 1 else norm
     info = dataclasses.replace(dataset.info, name=name, input_shape=(1, 1, w * c), timesteps=h)
     return Dataset(info, RowsAsSteps(dataset.train), RowsAsSteps(dataset.test), normalization)
+
+
+def intensities(dataset: Dataset) -> Dataset:
+    """``dataset`` with its normalization reduced to its scale: pixels in [0, 1] rather than
+    standardized, the intensities the rate and latency encoders read as spike probabilities
+    (``ops.encode``). Data without a scale (signals, spike counts) are read as stored."""
+    return dataclasses.replace(dataset, normalization=Normalization(dataset.normalization.scale, (0.0,), (1.0,)))

@@ -35,8 +35,9 @@ VARIANTS = {
 
 
 # What a model's input becomes before its stem (``encode_input``): direct current injection, or
-# spikes: latency (time to first spike) of a static input, delta (threshold crossings) of a sequence.
-MODEL_ENCODERS = ("direct", "latency", "delta")
+# spikes: rate (Bernoulli draws, fresh every batch), latency (time to first spike) of a static
+# input, delta (threshold crossings) of a sequence.
+MODEL_ENCODERS = ("direct", "rate", "latency", "delta")
 
 REMAT_POLICIES = {
     # keep only each block's input; recompute its conv, BN, AGMM and LIF (least memory)
@@ -55,7 +56,8 @@ class NetOptions:
     ``compute_dtype`` is the precision of the convolutions (``nn.SynapticLayer``), None for the input's;
     ``remat`` recomputes each layer or block in the backward pass (``REMAT_POLICIES``, ``remat_call``);
     ``encoder`` turns the input into the T-step stream the stem reads (``MODEL_ENCODERS``, ``encode_input``),
-    ``encoder_threshold`` is the delta encoder's step (or the latency encoder's silence level);
+    ``encoder_threshold`` is the delta encoder's step (or the latency encoder's silence level),
+    ``encoder_key`` the rate encoder's first random key (``jax.random.key``; ``models.create`` draws it from its rngs);
     ``detach_scale`` stops the gradient through the binary kernels' scale gamma (``ops.binarize``).
     """
 
@@ -68,15 +70,13 @@ class NetOptions:
     encoder: str = "direct"
     encoder_threshold: float = 0.1
     detach_scale: bool = False
+    encoder_key: jax.Array | None = None
 
     def __post_init__(self):
         if self.remat is not None and self.remat not in REMAT_POLICIES:
             raise ValueError(f"unknown remat policy {self.remat!r}; known: {sorted(REMAT_POLICIES)} or None")
-        if self.encoder == "rate":
-            raise ValueError(
-                "encoder 'rate' draws new random spikes every batch, which needs a key the model does not hold; "
-                "encode in your input pipeline with bsnn_jax.ops.encode.rate(key, x, T), or use direct, latency or delta"
-            )
+        if self.encoder == "rate" and self.encoder_key is None:
+            raise ValueError("encoder 'rate' draws random spikes: give NetOptions an encoder_key=jax.random.key(seed) (models.create does)")
         if self.encoder not in MODEL_ENCODERS:
             raise ValueError(f"unknown encoder {self.encoder!r}; known: {list(MODEL_ENCODERS)}")
 
@@ -190,16 +190,29 @@ class DenseUnit(NormalizedUnit):
         return self._normalize(self.dense(x))
 
 
+class EncoderKey(nnx.Variable):
+    """The rate encoder's random key (raw ``jax.random.key_data``), split at every encoded call."""
+
+
 class SpikingNet(nnx.Module):
     """What every network family shares: its input contract and the stem over time.
 
     ``online=True`` (set by ``nn.online``) makes each call one time step: ``[1, B, H, W, C]``
     frames, or a static image fed once.
+
+    With ``encoder="rate"`` the model holds an :class:`EncoderKey` (model state beside the BatchNorm
+    statistics) and splits it at every call: a training step, which keeps the model state it
+    returns, draws new spikes from the next key, so a run is reproducible from its seed and resumes
+    exactly from a checkpoint; an evaluation, which keeps nothing, draws every batch from the key
+    the training left. The draws are over the global batch, so under a multi-host mesh each
+    example's spikes depend on its place in the global batch (JAX's partitionable threefry), never
+    on which host holds it.
     """
 
     def _init_net(self, name: str, input_shape, opts: NetOptions) -> None:
         self.name, self.input_shape, self.timesteps, self.online = name, tuple(input_shape), opts.timesteps, False
         self.encoder, self.encoder_threshold = opts.encoder, opts.encoder_threshold
+        self.encoder_key = EncoderKey(jax.random.key_data(opts.encoder_key)) if opts.encoder == "rate" else None
 
     def set_view(self, online: bool | None = None):
         """Online mode (``nn.online``): each call is one time step."""
@@ -216,19 +229,30 @@ class SpikingNet(nnx.Module):
                 raise ModelInputError(
                     f"{self.name}: encoder {self.encoder!r} needs all T steps of the input; train it with train.mode=bptt"
                 )
-            x, static = encode_input(self.encoder, x, self.timesteps, static, self.encoder_threshold), False
+            x, static = encode_input(self.encoder, x, self.timesteps, static, self.encoder_threshold, key=self._next_key()), False
         return apply_stem(stem, x, steps, static=static)
 
+    def _next_key(self) -> jax.Array | None:
+        if self.encoder_key is None:
+            return None
+        key, draw = jax.random.split(jax.random.wrap_key_data(self.encoder_key[...]))
+        self.encoder_key[...] = jax.random.key_data(key)
+        return draw
 
-def encode_input(encoder: str, x: jax.Array, timesteps: int, static: bool, threshold: float) -> jax.Array:
-    """A static input's latency code (``ops.encode.latency``, [T, B, ...]) or a ``[T, B, ...]`` sequence's
-    delta code (``ops.encode.delta``: threshold crossings over time, signed counts)."""
+
+def encode_input(encoder: str, x: jax.Array, timesteps: int, static: bool, threshold: float, *, key: jax.Array | None = None) -> jax.Array:
+    """The spikes the stem reads: a static input's rate code (``ops.encode.rate``, T Bernoulli draws
+    of ``p = clip(x, 0, 1)``) or latency code (``ops.encode.latency``), a ``[T, B, ...]`` sequence's
+    rate code (one draw per step of that step's value) or delta code (``ops.encode.delta``:
+    threshold crossings over time, signed counts)."""
+    if encoder == "rate":
+        return encode.rate(key, x, timesteps) if static else encode.rate(key, x, 1)[0]
     if encoder == "latency":
         if not static:
             raise ModelInputError("encoder 'latency' codes static inputs (one first-spike time each); sequences take 'delta' or 'direct'")
         return encode.latency(x, timesteps, threshold=threshold)
     if static:
-        raise ModelInputError("encoder 'delta' codes how a sequence changes over time; static inputs take 'latency' or 'direct'")
+        raise ModelInputError("encoder 'delta' codes how a sequence changes over time; static inputs take 'rate', 'latency' or 'direct'")
     return encode.delta(x, threshold)
 
 

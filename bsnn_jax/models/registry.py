@@ -6,6 +6,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
+import jax
 from flax import nnx
 
 from bsnn_jax.models.common import VARIANTS, NetOptions
@@ -80,6 +81,16 @@ FAMILIES: dict[str, Family] = {
 
 
 STEM_FAMILIES = ("resnet18", "resnet19")
+ENCODER_STREAM = 0x5EED  # folded into an integer seed: the rate encoder's key
+
+
+def _encoder_key(rngs: nnx.Rngs | int) -> jax.Array:
+    """The rate encoder's first key: from an integer seed a key of its own, so the parameters are
+    those the same seed gives with any other encoder; from ``nnx.Rngs`` its ``encoder`` stream."""
+    return jax.random.fold_in(jax.random.key(rngs), ENCODER_STREAM) if isinstance(rngs, int) else rngs.encoder()
+
+
+RECURRENT_FAMILIES = ("mlp",)
 
 
 def create(
@@ -97,6 +108,7 @@ def create(
     encoder: str = "direct",
     encoder_threshold: float = 0.1,
     detach_scale: bool = False,
+    recurrent: bool | tuple[bool, ...] = False,
     rngs: nnx.Rngs | int = 0,
 ) -> nnx.Module:
     """Builds a network family in one of the variants ``fp``, ``bsnn`` or ``agmm``.
@@ -121,12 +133,15 @@ def create(
         7x7/2 + max-pool, ``"bireal"`` 3x3/1 + max-pool); None: the family's (resnet18:
         ``"imagenet"``, resnet19: ``"cifar"``).
       encoder: what the input becomes before the first layer (``ops.encode``): ``direct`` (the real
-        value injected as current at every step), ``latency`` (one spike per input at
+        value injected as current at every step), ``rate`` (Bernoulli spikes with P = clip(x, 0, 1),
+        drawn anew at every call from a key the model holds, ``SpikingNet``), ``latency`` (one spike per input at
         ``round((1 - x)(T - 1))``, static inputs) or ``delta`` (threshold crossings of a sequence).
       encoder_threshold: the delta encoder's step, or the level at or below which latency stays silent.
       detach_scale: stop the gradient through each binary kernel's scale gamma (AGMM Eq. 5 with
         ``stop_gradient(gamma)``, the Q-SNN code's choice; ``ops.binarize``): only the STE term
         ``gamma 1_{|W|<=1} dL/dW_b`` reaches the latent weights. No effect on the forward pass.
+      recurrent: mlp only: recurrent connections ``V S[t-1]`` in every hidden layer (``True``) or in
+        those flagged (one bool per hidden layer); see ``SpikingMLP``.
       rngs: ``nnx.Rngs`` or an integer seed.
 
     Returns:
@@ -149,11 +164,16 @@ def create(
         encoder=encoder,
         encoder_threshold=encoder_threshold,
         detach_scale=detach_scale,
+        encoder_key=_encoder_key(rngs) if encoder == "rate" else None,
     )
     rngs = nnx.Rngs(rngs) if isinstance(rngs, int) else rngs
     if stem is not None and name not in STEM_FAMILIES:
         raise ValueError(f"model {name!r} has no stem option (model.stem); only {', '.join(STEM_FAMILIES)} do")
+    if recurrent is not False and name not in RECURRENT_FAMILIES:
+        raise ValueError(f"model {name!r} has no recurrent option (model.recurrent); only {', '.join(RECURRENT_FAMILIES)} has")
     extra = {} if stem is None else {"stem": stem}
+    if name in RECURRENT_FAMILIES:
+        extra["recurrent"] = recurrent
     return family.build(
         **extra,
         input_shape=tuple(input_shape or family.input_shape),

@@ -15,6 +15,7 @@ from bsnn_jax.nn.layers import (
 )
 from bsnn_jax.nn.modes import latent_free, online, recording
 from bsnn_jax.nn.online_state import OnlineState, load_online_state, reset_online_state
+from bsnn_jax.nn.recurrent import RecurrentLIF, RecurrentSpikes
 from bsnn_jax.nn.time import default_time_fold, time_map
 from bsnn_jax.nn.trace import TraceDrive, TracingLIF
 
@@ -28,6 +29,8 @@ __all__ = [
     "BinaryParam",
     "Membrane",
     "OnlineState",
+    "RecurrentLIF",
+    "RecurrentSpikes",
     "SynapticLayer",
     "Trace",
     "TraceDrive",

@@ -59,7 +59,7 @@ def _model_fields() -> ml_collections.ConfigDict:
     g.compute_dtype = config_dict.placeholder(str)  # None: float32; "bfloat16": mixed precision convs
     g.stem = config_dict.placeholder(str)  # ResNets: cifar | imagenet | bireal (models.resnet.STEMS); None: the family's
     g.remat = config_dict.placeholder(str)  # None, "block" or "conv": recompute per layer/block (models.REMAT_POLICIES)
-    g.encoder = "direct"  # the input before the first layer (models.MODEL_ENCODERS): direct | latency | delta
+    g.encoder = "direct"  # the input before the first layer (models.MODEL_ENCODERS): direct | rate | latency | delta
     g.encoder_threshold = 0.1  # delta: the step between spikes; latency: inputs at or below it stay silent
     g.detach_scale = False  # True: no gradient through the binary kernels' scale gamma (AGMM Eq. 5; Q-SNN code)
     # nn.LIF arguments. unroll=True writes the T steps of the (elementwise) LIF recurrence out
@@ -71,6 +71,12 @@ def _model_fields() -> ml_collections.ConfigDict:
     )
     g.neuron.unroll = config_dict.FieldReference(True, field_type=int)  # True, False or a step count
     return g
+
+
+def _add_sequence_fields(c: ml_collections.ConfigDict) -> None:
+    """The fields of sequence data and the sequence families (``mlp``)."""
+    c.model.recurrent = False  # mlp: a recurrent connection V S[t-1] in every hidden layer (nn.RecurrentLIF)
+    c.dataset.duration = config_dict.placeholder(float)  # SHD/SSC: seconds binned into model.timesteps steps; None: 1 s
 
 
 def _optimizer_fields() -> ml_collections.ConfigDict:
@@ -115,6 +121,7 @@ def default_config() -> ml_collections.ConfigDict:
     c.seed = 0
     c.dataset = _dataset_fields()
     c.model = _model_fields()
+    _add_sequence_fields(c)
 
     c.loss = ml_collections.ConfigDict()
     c.loss.name = "tet"  # tet: 1/T sum_t CE(out_t, y); mean_logits: CE(mean_t out_t, y); tet_mse: BSO's
@@ -296,6 +303,21 @@ def _check(ok: bool, message: str) -> None:
         raise ConfigError(message)
 
 
+def _check_sequence_options(config: ml_collections.ConfigDict) -> None:
+    """The options of sequence data and families, which only some datasets and families have."""
+    duration = config.dataset.duration
+    _check(
+        duration is None or config.dataset.name in ("shd", "ssc"),
+        f"dataset.duration bins spike recordings (shd, ssc), not dataset {config.dataset.name!r}; leave it unset",
+    )
+    _check(duration is None or duration > 0, f"dataset.duration must be > 0 seconds (or None for the dataset's), got {duration}")
+    _check(
+        not config.model.recurrent or config.model.name in models.RECURRENT_FAMILIES,
+        f"model.recurrent=True needs a family with recurrent layers ({', '.join(models.RECURRENT_FAMILIES)}), "
+        f"not model.name={config.model.name!r}; set --config.model.name=mlp or model.recurrent=False",
+    )
+
+
 def _check_training(config: ml_collections.ConfigDict) -> None:
     """The combinations of model, optimizer and training mode that cannot work together."""
     if config.optimizer.binary != "latent":
@@ -341,6 +363,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
         _check(ok, f"unknown {what} {value!r} ({key}); known: {', '.join(known)}")
     remat, policies = config.model.remat, sorted(REMAT_POLICIES)
     _check(remat is None or remat in policies, f"unknown remat policy {remat!r} (model.remat); known: {', '.join(policies)} or none")
+    _check_sequence_options(config)
     _check_training(config)
     for key in ("model.timesteps", "batch_size", "eval_batch_size", "num_epochs", "log_every_steps", "eval_every_epochs"):
         value = get_field(config, key)

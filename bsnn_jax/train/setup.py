@@ -28,6 +28,9 @@ from bsnn_jax.train.online import make_online_train_step
 from bsnn_jax.train.state import ModelDef, TrainState, create_train_state
 from bsnn_jax.train.step import Regularizer, make_train_step
 
+# Encoders reading inputs as spike probabilities: they get pixels in [0, 1], not standardized ones.
+INTENSITY_ENCODERS = ("rate", "latency")
+
 
 def describe_model(config: ml_collections.ConfigDict, info: data_lib.DatasetInfo) -> dict[str, Any]:
     """The fields that determine a model's parameters (its checkpoint fingerprint)."""
@@ -42,6 +45,8 @@ def describe_model(config: ml_collections.ConfigDict, info: data_lib.DatasetInfo
     }
     if config.model.encoder != "direct":  # only then: the fingerprints of earlier runs stay as they were
         description |= {"encoder": config.model.encoder, "encoder_threshold": config.model.encoder_threshold}
+    if config.model.recurrent:
+        description["recurrent"] = True
     return description
 
 
@@ -65,6 +70,7 @@ def create_model(config: ml_collections.ConfigDict, info: data_lib.DatasetInfo) 
         encoder=config.model.encoder,
         encoder_threshold=config.model.encoder_threshold,
         detach_scale=config.model.detach_scale,
+        **({"recurrent": True} if config.model.recurrent else {}),
         rngs=config.seed,
     )
 
@@ -219,13 +225,15 @@ def load_dataset(config: ml_collections.ConfigDict) -> data_lib.Dataset:
         cutout=config.dataset.cutout,
         dvs_augmentation=config.dataset.dvs_augmentation,
         download=config.dataset.download,
+        **({} if config.dataset.duration is None else {"duration": config.dataset.duration}),
     )
     first = jax.process_index() == 0
     try:
         dataset = load() if first else None
     finally:  # the others must not wait forever on a process 0 that failed: they fail alike
         mesh_lib.barrier("bsnn_jax.dataset")
-    return dataset if first else load()
+    dataset = dataset if first else load()
+    return data_lib.sequences.intensities(dataset) if config.model.encoder in INTENSITY_ENCODERS else dataset
 
 
 def check_processes_agree(config: ml_collections.ConfigDict, dataset: data_lib.Dataset) -> None:

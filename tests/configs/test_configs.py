@@ -40,7 +40,7 @@ BSO_TABLE2 = {
 # train_im.sh / train_im.py (hamingsi/BSO): birealnet18, 100 epochs, batch 256, lr 0.2, gamma 1e-6,
 # CustomScheduler every 20 epochs; CIFAR/DVS (train_cifar.sh, paper B.1): 400 epochs, batch 128, lr 0.1.
 IMAGENET = {"stem": "bireal", "num_epochs": 100, "batch_size": 256, "lr": 0.2, "threshold": 1e-6, "decay_every": 20}
-BUILTIN = {"demo", "fashion_agmm", "fashion_tbso", "seq_fashion_mlp", "seq_fashion_mlp_fp"}
+BUILTIN = {"demo", "fashion_agmm", "fashion_tbso", "seq_fashion_mlp", "seq_fashion_mlp_fp", "seq_fashion_rmlp", "shd_mlp"}
 
 
 def test_names_are_the_paper_rows_their_twins_and_the_builtin_configs():
@@ -141,3 +141,14 @@ def test_every_paper_row_is_in_the_readme_reproduction_table_and_the_cost_estima
     costs = json.loads(root.joinpath("experiments/results/reproduction_cost/costs.json").read_text())
     assert table_rows == set(AGMM_TABLE1) | set(BSO_TABLE2)
     assert {r["config"] for r in costs["rows"]} == set(AGMM_TABLE1) | set(BSO_TABLE2)
+
+
+def test_recurrent_and_shd_configs_differ_from_the_sequence_mlp_where_said():
+    c = configs.get("seq_fashion_mlp")
+    assert {k for k, _, _ in C.diff(c, configs.get("seq_fashion_rmlp"))} == {"model.recurrent", "name"}
+    shd = configs.get("shd_mlp")
+    assert (shd.dataset.name, shd.dataset.duration, shd.model.timesteps) == ("shd", 1.4, 100)  # 14 ms bins
+    with pytest.raises(C.ConfigError, match="dataset.duration bins spike recordings"):
+        C.validate(configs.load("seq_fashion_mlp", [("dataset.duration", "1.0")]))
+    with pytest.raises(C.ConfigError, match="model.recurrent=True needs a family with recurrent layers"):
+        C.validate(configs.load("demo", [("model.recurrent", "true")]))

@@ -33,3 +33,17 @@ def test_rgb_rows_keep_each_channels_normalization():
     np.testing.assert_allclose(out[:, :, 0, 0, :], expected.reshape(2, 3, 6))
     with pytest.raises(ValueError, match="already has a time axis"):
         rows_as_steps(seq, "twice")
+
+
+def test_runs_with_rate_or_latency_read_intensities_in_0_1():
+    """The probability encoders get pixels scaled to [0, 1] (digits: 0..16 / 16), not standardized ones."""
+    from bsnn_jax import configs
+    from bsnn_jax.train import setup
+
+    base = [("dataset.name", "seq_digits"), ("model.timesteps", "8")]
+    for encoder in ("rate", "latency"):
+        ds = setup.load_dataset(configs.load("seq_fashion_mlp", [*base, ("model.encoder", encoder)]))
+        raw = np.stack([ds.train[i]["image"] for i in range(50)])
+        np.testing.assert_allclose(ds.normalization(raw), raw / 16.0, rtol=1e-6)
+    standardized = setup.load_dataset(configs.load("seq_fashion_mlp", base))
+    assert np.min(standardized.normalization(raw)) < 0  # direct keeps the standardization

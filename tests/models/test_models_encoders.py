@@ -1,10 +1,13 @@
 """A model's ``encoder`` option: the stem reads the encoded stream, as if the spikes were the input."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import nnx
 
-from bsnn_jax import models
+from bsnn_jax import metrics, models, ops
+from bsnn_jax.models.mlp import SpikingMLP
 from bsnn_jax.train import config as C
 from bsnn_jax.train import overrides as O
 
@@ -38,8 +41,8 @@ def test_delta_encoder_equals_feeding_the_hand_made_crossings():
 
 
 def test_encoder_errors_name_the_fix():
-    with pytest.raises(ValueError, match=r"encode in your input pipeline with bsnn_jax.ops.encode.rate\(key, x, T\)"):
-        models.create("mlp", input_shape=(4,), encoder="rate")
+    with pytest.raises(ValueError, match=r"give NetOptions an encoder_key=jax.random.key\(seed\)"):
+        models.NetOptions(models.VARIANTS["agmm"], timesteps=T, time_fold=True, encoder="rate")
     with pytest.raises(models.ModelInputError, match="'delta' codes how a sequence changes"):
         models.create("mlp", input_shape=(4,), encoder="delta")(jnp.zeros((2, 4)))
     config = O.apply_overrides(C.default_config(), [("model.encoder", "latency"), ("train.mode", "online")])
@@ -47,3 +50,41 @@ def test_encoder_errors_name_the_fix():
         C.validate(config)
     with pytest.raises(C.ConfigError, match="encoder"):
         C.validate(O.apply_overrides(C.default_config(), [("model.encoder", "poisson")]))
+
+
+def test_rate_encoder_feeds_the_stem_the_spikes_of_its_key_schedule():
+    """The model splits its key at every call and feeds ``ops.encode.rate(draw, x, T)``: the same
+    output as a direct model (same parameters) fed those spikes; the next call draws anew."""
+    coded, direct = pair("rate")
+    x = jax.random.uniform(jax.random.key(7), (5, 4))
+    key = jax.random.wrap_key_data(coded.encoder_key[...])
+    for _ in range(2):
+        key, draw = jax.random.split(key)
+        np.testing.assert_allclose(coded(x), direct(ops.encode.rate(draw, x, T)), rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(coded.encoder_key[...], jax.random.key_data(key))  # the model state is the schedule's
+
+
+@pytest.mark.parametrize("static", [True, False])
+def test_rate_encoder_statistics_at_the_first_layer(static):
+    """The first layer's mean input (the recording view) is the spike probability clip(x, 0, 1):
+    p = 0.3 within 4 standard errors of a Bernoulli mean, x = 1.4 always and x = -0.5 never firing."""
+    t, b, f = 8, 32, 25
+    opts = models.NetOptions(models.VARIANTS["agmm"], timesteps=t, time_fold=True, encoder="rate", encoder_key=jax.random.key(0))
+    model = SpikingMLP((4,), (f,), 2, opts, rngs=nnx.Rngs(0))  # one narrow layer: quick to compile
+    shape = (b, f) if static else (t, b, f)
+    for value, expected, tolerance in [(0.3, 0.3, 4 * np.sqrt(0.21 / (t * b * f))), (1.4, 1.0, 0.0), (-0.5, 0.0, 0.0)]:
+        activity = metrics.measure_activity(model, [jnp.full(shape, value, jnp.float32)])
+        assert activity.synapses["units.0.dense"].input_rate == pytest.approx(expected, abs=tolerance + 1e-7)
+
+
+def test_rate_draws_depend_on_the_example_not_on_the_sharding():
+    """Hosts and devices each hold a slice of the global batch: the draws are those of the whole
+    batch (partitionable threefry), so slices differ by their examples, never by their device."""
+    mesh = jax.make_mesh((len(jax.devices()),), ("data",))
+    x = jnp.full((2 * len(jax.devices()), 6), 0.5)
+    sharded = jax.device_put(x, jax.NamedSharding(mesh, jax.P("data")))
+    encode = jax.jit(lambda k, v: ops.encode.rate(k, v, T))
+    key = jax.random.key(3)
+    np.testing.assert_array_equal(encode(key, sharded), encode(key, x))
+    spikes = np.asarray(encode(key, x))
+    assert len({spikes[:, i].tobytes() for i in range(x.shape[0])}) > x.shape[0] // 2  # examples draw differently

@@ -23,13 +23,21 @@ def sequence_batch(seed, n=32, features=6):
     return {"image": x.astype(np.float32), "label": y.astype(np.int32)}
 
 
-@pytest.mark.parametrize("name, shape", [("mlp", (1, 1, 6)), ("conv1d", (8, 1, 2))])
-def test_t_bso_online_learns_and_keeps_kernels_plus_minus_one(name, shape):
-    model = models.create(name, variant="bsnn", num_classes=3, timesteps=T, input_shape=shape, rngs=1)
+@pytest.mark.parametrize(
+    "name, shape, extra, trace",
+    [
+        ("mlp", (1, 1, 6), {}, "constant"),
+        ("conv1d", (8, 1, 2), {}, "constant"),
+        # S[t-1] carried between steps; V's gradient from the trace of S[t-1] (the BSO code's adaptive one)
+        ("mlp", (1, 1, 6), {"recurrent": True}, "adaptive"),
+    ],
+)
+def test_t_bso_online_learns_and_keeps_kernels_plus_minus_one(name, shape, extra, trace):
+    model = models.create(name, variant="bsnn", num_classes=3, timesteps=T, input_shape=shape, rngs=1, **extra)
     optim.sign_binary_kernels(model)
     tx = optim.binary_partition(model, binary=optim.t_bso(T, threshold=1e-8), fp=optax.sgd(0.05))
     defs, state = create_train_state(model, tx)
-    step = make_online_train_step(defs, tx, timesteps=T, update="per_step", donate=False)
+    step = make_online_train_step(defs, tx, timesteps=T, update="per_step", trace=trace, donate=False)
     b = sequence_batch(0, features=shape[-1])
     if name == "conv1d":  # a [B, T, L, 1, C] signal sequence
         b["image"] = np.repeat(b["image"], 8, axis=2)
@@ -40,7 +48,7 @@ def test_t_bso_online_learns_and_keeps_kernels_plus_minus_one(name, shape):
     assert losses[-1] < losses[0]
     trained = defs.model(state.params, state.model_state)
     kernels = [np.asarray(v[...]) for _, v in nnx.to_flat_state(nnx.state(trained, BinaryParam))]
-    assert len(kernels) == 2 and all(set(np.unique(k)) == {-1.0, 1.0} for k in kernels)
+    assert len(kernels) == (5 if extra else 2) and all(set(np.unique(k)) == {-1.0, 1.0} for k in kernels)
 
 
 def test_activity_of_the_mlp_by_hand():
