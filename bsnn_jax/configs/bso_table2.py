@@ -149,7 +149,9 @@ def use_imagenet_recipe(c: ml_collections.ConfigDict) -> ml_collections.ConfigDi
     The paper (Table 6/7) describes another recipe: pre-train at T=1 for 100 epochs (gamma 1e-6),
     then fine-tune at T=4-6 for 30 epochs with gamma 1e-11 and beta1 = 1 - 1e-8, batch 64. No
     released script runs that second stage and the paper does not say which recipe gave 58.86 /
-    57.76; the T=4 row is ``train_im.sh`` with ``--T 4`` (our assumption).
+    57.76; the T=4 row is ``train_im.sh`` with ``--T 4`` (our assumption). The paper's recipe is
+    two runs of this config: stage 1 with ``model.timesteps=1``, stage 2 with
+    ``train.init_from=<stage 1's workdir>`` and its fine-tuning fields (README, "Reproducing the papers").
     """
     c.model.name = "resnet18"
     c.model.stem = "bireal"

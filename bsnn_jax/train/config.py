@@ -139,6 +139,9 @@ def default_config() -> ml_collections.ConfigDict:
     # online trace: "constant" (OTTT's lambda) or "adaptive" (the BSO code's per-neuron decay, ops.adaptive_decay)
     c.train.trace = "constant"
     c.train.online_unroll = False  # online T-loop written out T times instead of one lax.scan (memory then grows with T)
+    # A run directory whose latest checkpoint's weights start this run (train.warmstart): fine-tuning,
+    # the BSO paper's two-stage ImageNet recipe. Ignored once this run has checkpoints of its own.
+    c.train.init_from = ""
 
     c.schedule = ml_collections.ConfigDict()
     c.schedule.name = "cosine"  # cosine | constant

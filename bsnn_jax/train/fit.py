@@ -30,6 +30,7 @@ from bsnn_jax.train.rundir import RunDir
 from bsnn_jax.train.setup import Run, build
 from bsnn_jax.train.state import TrainState
 from bsnn_jax.train.step import Regularizer, make_eval_step
+from bsnn_jax.train.warmstart import warm_start
 from bsnn_jax.train.writers import RunLogs
 
 
@@ -56,7 +57,10 @@ class _Training:
     def start(cls, run: Run, rundir: RunDir, checkpoints: RunCheckpoints, console: Console) -> _Training:
         """Restores the latest checkpoint, or starts at step 0; records the config in the workdir."""
         latest = checkpoints.latest_step()
-        state, meta = checkpoints.restore(latest, run.state) if latest is not None else (run.state, {})
+        if latest is not None:
+            state, meta = checkpoints.restore(latest, run.state)
+        else:
+            state, meta = (warm_start(run) if run.config.train.init_from else run.state), {}
         for note in rundir.prepare(run.config, resuming=latest is not None):
             console.print(f"[yellow]{note}[/]")
         train_iter = iter(run.train_loader)

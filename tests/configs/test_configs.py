@@ -152,3 +152,22 @@ def test_recurrent_and_shd_configs_differ_from_the_sequence_mlp_where_said():
         C.validate(configs.load("seq_fashion_mlp", [("dataset.duration", "1.0")]))
     with pytest.raises(C.ConfigError, match="model.recurrent=True needs a family with recurrent layers"):
         C.validate(configs.load("demo", [("model.recurrent", "true")]))
+
+
+def test_the_readme_two_stage_imagenet_commands_give_the_paper_recipe():
+    readme = Path(__file__).resolve().parents[2].joinpath("README.md").read_text()
+    row = next(line for line in readme.splitlines() if line.startswith("| **imagenet recipe**"))
+    commands = [span for span in row.split("`") if span.startswith("bsnn train --config imagenet_resnet18_tbso_t6")]
+    assert len(commands) == 2
+    stage1, stage2 = (
+        configs.load(
+            "imagenet_resnet18_tbso_t6", [tuple(a[len("--config.") :].split("=", 1)) for a in cmd.split() if a.startswith("--config.")]
+        )
+        for cmd in commands
+    )
+    for c in (stage1, stage2):
+        C.validate(c)
+        assert (c.batch_size, c.optimizer.learning_rate, c.schedule.name) == (64, 0.1, "cosine")  # Table 6/7
+    assert (stage1.model.timesteps, stage1.num_epochs, stage1.optimizer.flip.threshold, stage1.train.init_from) == (1, 100, 1e-6, "")
+    assert "--workdir runs/im_t1" in commands[0] and stage2.train.init_from == "runs/im_t1"
+    assert (stage2.model.timesteps, stage2.num_epochs, stage2.optimizer.flip.threshold, stage2.optimizer.flip.rate) == (6, 30, 1e-11, 1e-8)
