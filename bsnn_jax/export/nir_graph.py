@@ -32,7 +32,7 @@ from jax import lax
 
 from bsnn_jax import ops
 from bsnn_jax.models.common import VARIANTS, NetOptions, SpikingNet, check_input
-from bsnn_jax.nn import BinaryParam, SynapticLayer, TracingLIF, default_time_fold, time_map
+from bsnn_jax.nn import SynapticLayer, TracingLIF, default_time_fold, time_map
 
 
 class FixedMap(nnx.Variable):
@@ -169,6 +169,10 @@ class GraphNet(SpikingNet):
     def node(self, name: str) -> nnx.Module:
         """The module of the NIR node ``name``."""
         return self.nodes[self.names.index(name)]
+
+    def binary_nodes(self) -> list[str]:
+        """The names of the nodes held as binary layers (+-1 kernel and a gain), what BSO/T-BSO flip."""
+        return [n for n, m in zip(self.names, self.nodes, strict=True) if getattr(m, "binary", False)]
 
     def __call__(self, x: jax.Array) -> jax.Array:
         steps = 1 if self.online else self.timesteps

@@ -94,7 +94,8 @@ def _topology(graph) -> tuple[list[str], dict[str, list[str]], str, str]:
     return order, preds, ends[0][0], ends[1][0]
 
 
-def _uniform(name: str, field: str, value) -> float | None:
+def _uniform(value) -> float | None:
+    """The one value every neuron shares, or None."""
     values = np.unique(np.asarray(value, np.float64))
     return float(values[0]) if values.size == 1 else None
 
@@ -114,7 +115,7 @@ def _neuron(name: str, node, ctx: _Ctx, *, leaky: bool):
         raise NIRExportError(f"{name}.v_reset is not 0; bsnn_jax's LIF resets to 0 (a hard reset), so it cannot run this node")
     arr = lambda field, value: _per_neuron(name, field, value, ctx.shape)  # noqa: E731
     if leaky:
-        tau = _uniform(name, "tau", node.tau)
+        tau = _uniform(node.tau)
         if tau is None:
             raise NIRExportError(f"{name}.tau differs between neurons; bsnn_jax's LIF has one decay per layer (tau_b = 1 - dt / tau)")
         if not tau >= ctx.dt:
@@ -123,13 +124,19 @@ def _neuron(name: str, node, ctx: _Ctx, *, leaky: bool):
     else:
         decay, gain, offset = 1.0, arr("r", node.r) * ctx.dt, np.zeros(())
     threshold = arr("v_threshold", node.v_threshold)
-    uniform = _uniform(name, "v_threshold", threshold)
+    uniform = _uniform(threshold)
     if uniform is None:
         if np.any(threshold <= 0):
             raise NIRExportError(f"{name}.v_threshold differs between neurons and is not positive everywhere; bsnn_jax cannot rescale it")
         gain, offset, uniform = gain / threshold, offset / threshold, 1.0
     v_th = float(np.nextafter(np.float32(uniform), np.float32(np.inf)))
-    compact = lambda a, neutral: None if np.allclose(a, neutral, rtol=0, atol=ROUNDING) else (_uniform("", "", a) or a)  # noqa: E731
+
+    def compact(a, neutral):  # None where the map does nothing, one number where every neuron shares it
+        if np.allclose(a, neutral, rtol=0, atol=ROUNDING):
+            return None
+        shared = _uniform(a)
+        return a if shared is None else shared
+
     lif = {"tau": decay, "v_th": v_th, "reset": "hard"}
     return g.GraphNeuron(lif, compact(gain, 1.0), compact(offset, 0.0)), ctx.shape, True
 

@@ -55,7 +55,9 @@ def snntorch_logits(net, images: np.ndarray, steps: int, *, batch_size: int = 50
     return np.concatenate(out)
 
 
-def snntorch_agreement(workdir: str, *, examples: int | None = None, best: bool = False, batch_size: int = 500, log_every: int = 1000) -> dict:
+def snntorch_agreement(
+    workdir: str, *, examples: int | None = None, best: bool = False, batch_size: int = 500, log_every: int = 1000
+) -> dict:
     """``{"examples", "agreement", "max_abs_logit_diff", "logits_within_1e-4", "bsnn_jax_accuracy", "snntorch_accuracy",
     "seconds"}``: ``agreement`` is the fraction of equal predicted classes, ``logits_within_1e-4`` of examples whose
     mean logits all agree to 1e-4 (the rest differ by a spike that float rounding at the threshold fired in one only)."""

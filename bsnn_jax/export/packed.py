@@ -1,7 +1,8 @@
 """The deployed network: every unit (``ConvUnit``, ``Conv1dUnit``, ``DenseUnit``) replaced by a
 ``PackedConvUnit`` (BN folded).
 
-A unit ``BN(conv(x, W))`` of the trained model (``conv`` a 2-D or 1-D convolution or a dense layer), with ``W = gamma * sign(w)`` for a binary conv
+A unit ``BN(conv(x, W))`` of the trained model (``conv`` a 2-D or 1-D convolution or a dense
+layer), with ``W = gamma * sign(w)`` for a binary conv
 (``gamma = mean |w|`` per output channel; 1 for a latent-free +-1 kernel, whose mean |w| is 1)
 and ``W = w`` for a full-precision one, plus the conv bias ``c`` if any, becomes, in evaluation
 mode (BN with its running ``mean``, ``var``)::

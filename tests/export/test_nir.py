@@ -47,14 +47,18 @@ TINY_VGG11 = registry.Family(
 def _pads(padding, kernel, dilation):
     """NIR/PyTorch padding as (lo, hi) per spatial axis; "same" puts the odd pixel last, as PyTorch."""
     if isinstance(padding, str):
-        return [(0, 0)] * len(kernel) if padding == "valid" else [(d * (k - 1) // 2, d * (k - 1) - d * (k - 1) // 2) for k, d in zip(kernel, dilation)]
+        return (
+            [(0, 0)] * len(kernel)
+            if padding == "valid"
+            else [(d * (k - 1) // 2, d * (k - 1) - d * (k - 1) // 2) for k, d in zip(kernel, dilation, strict=True)]
+        )
     return [(int(p), int(p)) for p in np.broadcast_to(padding, len(kernel))]
 
 
 def _taps(x, kernel, stride, dilation, out):
     """For each kernel tap, the input values it meets at every output position: ``x_pad[:, :, s*i + d*p]``."""
     for tap in np.ndindex(*kernel):
-        idx = tuple(slice(d * t, d * t + s * (o - 1) + 1, s) for t, s, d, o in zip(tap, stride, dilation, out))
+        idx = tuple(slice(d * t, d * t + s * (o - 1) + 1, s) for t, s, d, o in zip(tap, stride, dilation, out, strict=True))
         yield tap, x[(slice(None), slice(None)) + idx]
 
 
@@ -64,7 +68,7 @@ def _conv(x, w, b, stride, padding, dilation=1, groups=1):
     kernel, stride, dilation = w.shape[2:], [int(v) for v in np.broadcast_to(stride, nd)], [int(v) for v in np.broadcast_to(dilation, nd)]
     pads = _pads(padding, kernel, dilation)
     x = np.pad(x, [(0, 0), (0, 0), *pads])
-    out = [(n - d * (k - 1) - 1) // s + 1 for n, k, s, d in zip(x.shape[2:], kernel, stride, dilation)]
+    out = [(n - d * (k - 1) - 1) // s + 1 for n, k, s, d in zip(x.shape[2:], kernel, stride, dilation, strict=True)]
     y = np.zeros((x.shape[0], w.shape[0], *out), np.float64)
     cin, cout = w.shape[1], w.shape[0] // groups
     for tap, patch in _taps(x, kernel, stride, dilation, out):
@@ -78,7 +82,7 @@ def _pool(x, kernel, stride, padding, average):
     """Sum (or average, padded zeros counted as PyTorch does) over each window."""
     kernel, stride = [int(v) for v in np.broadcast_to(kernel, 2)], [int(v) for v in np.broadcast_to(stride, 2)]
     x = np.pad(x, [(0, 0), (0, 0), *_pads(padding, kernel, (1, 1))])
-    out = [(n - k) // s + 1 for n, k, s in zip(x.shape[2:], kernel, stride)]
+    out = [(n - k) // s + 1 for n, k, s in zip(x.shape[2:], kernel, stride, strict=True)]
     y = sum(patch for _, patch in _taps(x, kernel, stride, (1, 1), out))
     return y / np.prod(kernel) if average else y
 
@@ -164,7 +168,6 @@ def _nir_layout(name, x):
 def _imported_layout(name, x):
     """What the imported model takes: NIR's input shape in bsnn_jax's channel-last layout."""
     return np.ascontiguousarray(np.moveaxis(_nir_layout(name, x), 1, -1)) if name != "mlp" else x.reshape(len(x), -1)
-
 
 
 @pytest.fixture(scope="module")
@@ -314,7 +317,7 @@ def test_round_trip_gives_the_same_logits(cases, case, tmp_path):
     np.testing.assert_allclose(got, c["logits"], atol=1e-4 * np.abs(c["logits"]).max())
     assert imported.normalization is None
     ours = sorted(".".join(map(str, p[:-2])) for p, v in nnx.to_flat_state(nnx.state(c["model"], bsnn_nn.BinaryParam)))
-    theirs = sorted(k for k, m in zip(imported.model.names, imported.model.nodes) if getattr(m, "binary", False))
+    theirs = sorted(imported.model.binary_nodes())
     assert theirs == ours and (len(ours) > 0) == case.endswith("bsnn")
 
 

@@ -168,7 +168,10 @@ def _chain(*middle, n=3):
         (lambda: _chain(_lif(3, tau=np.array([2.0, 3.0, 2.0]))), "m0.tau differs between neurons"),
         (lambda: _chain(_lif(3, v_reset=np.full(3, 0.1))), "m0.v_reset is not 0"),
         (lambda: _chain(nir.Delay(delay=np.ones(3))), "m0: NIR node Delay has no bsnn_jax layer"),
-        (lambda: _chain(nir.Affine(weight=np.eye(3, 4, dtype=np.float32), bias=np.zeros(3, np.float32))), "m0: a Affine of 4 inputs reads shape"),
+        (
+            lambda: _chain(nir.Affine(weight=np.eye(3, 4, dtype=np.float32), bias=np.zeros(3, np.float32))),
+            "m0: a Affine of 4 inputs reads shape",
+        ),
     ],
 )
 def test_unsupported_graphs_are_refused_naming_the_node_and_field(graph, words):
@@ -200,7 +203,9 @@ def test_imported_binary_layers_train_like_the_families():
     """A binary ResNet (untrained: BN the identity) exported and imported: its binary kernels are +-1 BinaryParams with
     the magnitude in a gain, the latent-free view (BSO/T-BSO) computes the same logits, optax.partition labels exactly
     them "binary", and the loss has a gradient in each of them."""
-    original = TINY_RESNET.build(input_shape=(4, 4, 3), num_classes=4, opts=NetOptions(VARIANTS["bsnn"], 2, time_fold=True), rngs=nnx.Rngs(0))
+    original = TINY_RESNET.build(
+        input_shape=(4, 4, 3), num_classes=4, opts=NetOptions(VARIANTS["bsnn"], 2, time_fold=True), rngs=nnx.Rngs(0)
+    )
     original.eval()
     model = from_nir(bnir.to_nir(original), timesteps=2).model
     x = 3 * np.random.default_rng(0).normal(size=(2, 4, 4, 3)).astype(np.float32)
@@ -223,8 +228,7 @@ def test_forced_bsnn_binarizes_an_fp_graph_but_the_readout():
     model = models.create("small_cnn", variant="fp", timesteps=2, input_shape=(8, 8, 1))
     model.eval()
     net = from_nir(bnir.to_nir(model), variant="bsnn").model
-    binary = [k for k, m in zip(net.names, net.nodes, strict=True) if getattr(m, "binary", False)]
-    assert binary == ["units.1", "units.2"]  # not the first conv (real input), not fc (the readout)
+    assert net.binary_nodes() == ["units.1", "units.2"]  # not the first conv (real input), not fc (the readout)
     w = np.asarray(model.units[1].conv.kernel[...])
     np.testing.assert_allclose(np.asarray(net.node("units.1").gain[...]), np.abs(w).mean(axis=(0, 1, 2)), rtol=1e-5)
 
