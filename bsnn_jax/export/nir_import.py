@@ -27,8 +27,9 @@ averages each channel, as the 1-D export pools, count as spikes) becomes a binar
 optimizers fine-tune it; ``variant="bsnn"`` binarizes every spike-reading layer except the readout
 (``g = mean |w|``, AGMM Eq. 5: the start of binarizing an FP-SNN), ``variant="fp"`` none.
 
-A leading 1x1 ``Conv2d`` with a diagonal kernel (the export's ``normalize`` node) is returned as
-``ImportedNIR.normalization`` and the model takes normalized input, as the families do.
+A leading 1x1 ``Conv2d`` (or width-1 ``Conv1d``) with a diagonal kernel (the export's ``normalize``
+node) is returned as ``ImportedNIR.normalization`` and the model takes normalized input, as the
+families do; an mlp's diagonal ``Affine`` normalization stays a layer of the model (raw input).
 
 The model trains like the families: ``models.functional(imported.model)`` gives pure
 ``init``/``apply`` functions, and ``train.setup.assemble_optimizer(config, imported.model, ...)``

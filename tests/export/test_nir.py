@@ -266,16 +266,29 @@ def test_resnet_residual_sums_are_edges(cases):
     assert into("blocks.2.lif") == ["blocks.1.shortcut.proj", "blocks.1.unit"]
 
 
-def test_normalization_node(cases):
-    """With the dataset normalization, the graph on raw images equals the model on normalized ones."""
-    c = cases["small_cnn_bsnn"]
-    norm = Normalization(1 / 255, (0.3,), (0.4,))
-    raw = np.random.default_rng(1).integers(0, 256, (4, 8, 8, 1)).astype(np.float32)
+@pytest.mark.parametrize("case, kind", [("small_cnn_bsnn", nir.Conv2d), ("mlp_bsnn", nir.Affine), ("conv1d_bsnn", nir.Conv1d)])
+def test_normalization_node(cases, case, kind):
+    """With the dataset normalization (per channel: the last axis of the example), the graph on raw
+    images equals the model on normalized ones; the importer gives it back (mlp: as a layer)."""
+    c = cases[case]
+    channels = c["x"].shape[-1]
+    norm = Normalization(1 / 255, tuple(np.linspace(0.2, 0.4, channels)), tuple(np.linspace(0.3, 0.5, channels)))
+    raw = np.random.default_rng(1).integers(0, 256, c["x"].shape).astype(np.float32)
     graph = bnir.to_nir(c["model"], normalization=norm)
-    assert isinstance(graph.nodes["normalize"], nir.Conv2d)
-    got, _ = run_graph(graph, raw.transpose(0, 3, 1, 2), T)
+    assert isinstance(graph.nodes["normalize"], kind)
+    got, _ = run_graph(graph, _nir_layout(c["name"], raw), T)
     want = np.asarray(c["model"](jnp.asarray(norm(raw))))
     np.testing.assert_allclose(got, want, atol=1e-4 * np.abs(want).max())
+    imported = bnir_import.from_nir(graph, timesteps=T)
+    if c["name"] == "mlp":
+        assert imported.normalization is None and "normalize" in imported.model.names
+    else:
+        np.testing.assert_allclose(
+            np.asarray(imported.normalization.std) / imported.normalization.scale, np.asarray(norm.std) / norm.scale, rtol=1e-5
+        )
+        np.testing.assert_allclose(
+            np.asarray(imported.normalization.mean) / imported.normalization.scale, np.asarray(norm.mean) / norm.scale, rtol=1e-5
+        )
 
 
 def test_written_file_reads_back(cases, tmp_path):
