@@ -46,7 +46,8 @@ class GraphSynapse(SynapticLayer):
     """Conv (``dims`` 1 or 2) or dense (``dims`` 0) layer of an imported graph (module docstring).
 
     ``kernel`` is channel-last (WIO, HWIO or IO); ``gain`` the per-channel magnitude of a binary
-    kernel (None otherwise); ``padding`` ``((lo, hi), ...)`` per spatial axis.
+    kernel (None otherwise); ``shift`` the NIR bias, added after the gain; ``padding``
+    ``((lo, hi), ...)`` per spatial axis.
     """
 
     def __init__(self, kernel, bias, *, gain=None, dims=0, stride=(), padding=(), dilation=(), groups=1, spike_input=True):
@@ -58,15 +59,14 @@ class GraphSynapse(SynapticLayer):
             tuple(kernel.shape),
             init,
             binary=binary,
-            use_bias=bias is not None,
+            use_bias=False,
             spike_input=spike_input,
             binarizable=binary,
             compute_dtype=None,
             rngs=nnx.Rngs(0),
         )
-        if bias is not None:
-            self.bias[...] = jnp.asarray(bias, jnp.float32)
         self.gain = nnx.Param(jnp.asarray(gain, jnp.float32)) if binary else None
+        self.shift = None if bias is None else nnx.Param(jnp.asarray(bias, jnp.float32))
 
     def _plain_conv2d(self) -> bool:
         (p, q), (r, s) = self.padding
@@ -86,8 +86,14 @@ class GraphSynapse(SynapticLayer):
         )
 
     def _apply(self, x: jax.Array, w: jax.Array) -> jax.Array:
-        y = x @ w if self.dims == 0 else time_map(lambda step: self._conv(step, w), x, fold=self.time_fold)
-        return y if self.gain is None else y * self.gain[...].astype(y.dtype)
+        # Only static attributes here: online, ops.trace_gradient takes this function as a constant.
+        return x @ w if self.dims == 0 else time_map(lambda step: self._conv(step, w), x, fold=self.time_fold)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        y = super().__call__(x)
+        if self.gain is not None:
+            y = y * self.gain[...].astype(y.dtype)
+        return y if self.shift is None else y + self.shift[...].astype(y.dtype)
 
 
 class GraphNeuron(nnx.Module):

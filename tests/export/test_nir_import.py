@@ -18,6 +18,9 @@ from bsnn_jax import nn as bsnn_nn
 from bsnn_jax.export import nir as bnir
 from bsnn_jax.export.nir_import import from_nir
 from bsnn_jax.models.common import VARIANTS, NetOptions
+from bsnn_jax.train.config import default_config
+from bsnn_jax.train.setup import assemble_optimizer, make_step
+from bsnn_jax.train.state import create_train_state
 
 
 def _imported(graph, x_nir, steps, **kw):
@@ -239,3 +242,38 @@ def test_unknown_model_part_is_refused_by_name():
     model.recurrent = nnx.Linear(256, 256, rngs=nnx.Rngs(0))
     with pytest.raises(bnir.NIRExportError, match=r"parts the NIR export does not know: \['recurrent'\]"):
         bnir.to_nir(model)
+
+
+@pytest.mark.parametrize("mode, rule", [("bptt", "bso"), ("online", "t_bso")])
+def test_imported_binary_net_fine_tunes_with_bso(mode, rule):
+    """The library's optimizer assembly on an imported net: BSO (BPTT) / T-BSO (online, one time step per call,
+    nn.online) flips its +-1 kernels (they stay +-1), and SGD trains the gains, biases and the rest."""
+    c = default_config()
+    c.model.timesteps, c.schedule.name, c.train.mode = 2, "constant", mode
+    c.optimizer.binary, c.optimizer.flip.threshold, c.optimizer.momentum, c.optimizer.weight_decay = rule, 1e-9, 0.0, 0.0
+    original = TINY_RESNET.build(
+        input_shape=(4, 4, 3), num_classes=4, opts=NetOptions(VARIANTS["bsnn"], 2, time_fold=True), rngs=nnx.Rngs(0)
+    )
+    original.eval()
+    setup = assemble_optimizer(c, from_nir(bnir.to_nir(original), timesteps=2).model, steps_per_epoch=3)
+    defs, state = create_train_state(setup.model, setup.tx, seed=0)
+    step = make_step(c, defs, setup.tx)
+    rng = np.random.default_rng(0)
+    before = jax.device_get(state.params)
+    for _ in range(3):
+        batch = {"image": 3 * rng.normal(size=(8, 4, 4, 3)).astype(np.float32), "label": rng.integers(0, 4, 8).astype(np.int32)}
+        state, metrics = step(state, batch)
+        assert np.isfinite(float(metrics["loss"]))
+    after, labels = jax.device_get(state.params), optim.binary_labels(setup.model)(before)
+    flips = [
+        np.mean(a != b)
+        for a, b, k in zip(jax.tree.leaves(after), jax.tree.leaves(before), jax.tree.leaves(labels), strict=True)
+        if k == "binary"
+    ]
+    assert len(flips) == 3 and max(flips) > 0  # the flip rule changed signs ...
+    for a, k in zip(jax.tree.leaves(after), jax.tree.leaves(labels), strict=True):
+        assert k != "binary" or set(np.unique(a)) <= {-1.0, 1.0}  # ... and left +-1 kernels
+    assert any(
+        k == "fp" and not np.array_equal(a, b)
+        for a, b, k in zip(jax.tree.leaves(after), jax.tree.leaves(before), jax.tree.leaves(labels), strict=True)
+    )
