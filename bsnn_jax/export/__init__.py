@@ -6,17 +6,19 @@
 
 Modules: ``bits`` (the 1-bit kernel layout), ``fileformat`` (header, manifest, checksum),
 ``packed`` (BN folding and the packed network), ``api`` (save, load, ``PackedModel``),
-``nir`` (``to_nir``: the network as a NIR graph), ``nir_import`` (``from_nir``), ``nir_interop``
-(snnTorch reads our export: ``python -m bsnn_jax.export.nir_interop``).
+``nir`` (``to_nir``: the network as a NIR graph), ``nir_import`` (``from_nir``: any feed-forward
+NIR graph, residual sums included), ``nir_graph`` (``GraphNet``, the trainable module it builds),
+``nir_interop`` (snnTorch reads our export: ``python -m bsnn_jax.export.nir_interop``).
 
     graph = export.to_nir(restored_or_model)                    # nir.write("model.nir", graph)
-    imported = export.from_nir(nir.read("model.nir"))           # .model, .normalization
+    imported = export.from_nir(nir.read("model.nir"))           # .model (GraphNet), .normalization
 """
 
 from bsnn_jax.export.api import ExportError, PackedModel, agreement, batched_logits, export_run, load, mean_logits_fn, save
 from bsnn_jax.export.bits import pack_signs, packed_nbytes, unpack_signs
 from bsnn_jax.export.fileformat import HEADER_BYTES, SUPPORTED_VERSIONS, VERSION, ExportFormatError
 from bsnn_jax.export.nir import NIRExportError, export_nir_run, to_nir
+from bsnn_jax.export.nir_graph import GraphNet
 from bsnn_jax.export.nir_import import ImportedNIR, from_nir
 
 __all__ = [
@@ -25,6 +27,7 @@ __all__ = [
     "VERSION",
     "ExportError",
     "ExportFormatError",
+    "GraphNet",
     "ImportedNIR",
     "NIRExportError",
     "PackedModel",

@@ -4,10 +4,10 @@ What is stored (manifest fields beside the tensor table of ``export.fileformat``
 
 * ``model``: the ``models.create`` keyword arguments (name, variant, timesteps, num_classes,
   input_shape, neuron): ``load`` rebuilds the architecture from them, no training config needed.
-* ``folded_units``: the conv units whose BN (and gamma) were folded into ``scale``/``shift``
-  (``export.packed``): all of them in every family.
+* ``folded_units``: the units (2-D conv, 1-D conv, dense) whose BN (and gamma) were folded into
+  ``scale``/``shift`` (``export.packed``): all of them in every family, ``mlp`` and ``conv1d`` included.
 * tensors, named by their path in the packed network: ``<unit>.kernel`` as ``sign_bits`` for a
-  binary conv, float for a full-precision one; ``<unit>.scale``, ``<unit>.shift``,
+  binary layer, float for a full-precision one; ``<unit>.scale``, ``<unit>.shift``,
   ``<unit>.agmm.alpha`` and the classifier ``fc.kernel``, ``fc.bias``. Floats are float32;
   with ``fp16=True`` the full-precision kernels (``nnx.Param`` of ndim >= 2, where the bytes
   are) are float16, per-channel vectors stay float32. ``load`` computes in float32.
@@ -102,7 +102,6 @@ def save(
     path = Path(path)
     if path.exists() and not force:
         raise ExportError(f"{path} already exists; choose another --out or pass --force to overwrite it")
-    _check_exportable(model, description)
     packed, folded = to_packed(model)
     _check_matches(packed, _skeleton(description))
     tensors = _tensors(packed, fp16)
@@ -126,16 +125,6 @@ def save(
         "report_bytes": manifest["report_bytes"],
         "folded_units": folded,
     }
-
-
-def _check_exportable(model: nnx.Module, description: dict[str, Any]) -> None:
-    """The .bsnn format packs 2-D conv units (``ConvUnit``); dense and 1-D units are not packed yet."""
-    units = sorted({type(m).__name__ for _, m in nnx.iter_modules(model) if isinstance(m, (models.DenseUnit, models.Conv1dUnit))})
-    if units:
-        raise ExportError(
-            f"{description.get('name')}: the .bsnn format packs the 2-D conv families only, this model has {units}; "
-            "keep its checkpoint (bsnn evaluate --workdir) for inference"
-        )
 
 
 def _check_matches(packed: nnx.Module, skeleton: nnx.Module) -> None:

@@ -29,6 +29,16 @@ Node by node (names are the model's module paths):
   small_cnn) as ``Flatten`` (channel-first: the classifier's rows are reordered to match).
 * the classifier as ``Affine``; its output, the logits of each time step, is the graph output
   (the prediction is the argmax of their mean over time, as in bsnn_jax).
+* ``mlp`` (``SpikingMLP``): the graph input is one example flattened row-major in bsnn_jax's
+  layout (``(F,)``, ``F = prod(input_shape)``); every ``DenseUnit`` (dense + BN folded) is an
+  ``Affine`` (a binary one ``+-g`` per output unit), then ``LIF``; the normalization is a diagonal
+  ``Affine``.
+* ``conv1d`` (``SpikingVGG`` with ``dims=1``): the signal is ``(C, L)``, each ``Conv1dUnit`` a
+  ``Conv1d``. NIR 1.0 has no 1-D pool (and its type inference miscounts a ``(3, 1)`` Conv2d), so
+  the 2-wide average pool is a ``Conv1d`` of stride 2 whose kernel is ``1/2`` on the channel
+  diagonal (0 elsewhere), and the global average pool one of ``1/L`` over the whole length, then
+  ``Flatten``: exact for spike maps when L is a power of two, else within float32 rounding.
+  The normalization is a diagonal width-1 ``Conv1d``.
 * ResNet shortcuts: NIR sums the inputs of a node, so the residual stream after a block is the
   set of nodes whose outputs add up to it (the block's conv plus the stream before it, or its
   projection shortcut), and every node reading the stream has an edge from each of them
@@ -49,7 +59,8 @@ from flax import nnx
 
 from bsnn_jax.data.base import Normalization
 from bsnn_jax.export.packed import fold_unit
-from bsnn_jax.models.common import ConvUnit
+from bsnn_jax.models.common import Conv1dUnit, DenseUnit, NormalizedUnit
+from bsnn_jax.models.mlp import SpikingMLP
 from bsnn_jax.models.resnet import BiRealResNet
 from bsnn_jax.models.vgg import SpikingVGG
 from bsnn_jax.nn import LIF
@@ -102,13 +113,20 @@ def _check_expressible(model) -> None:
     """Refuses, before anything is computed, what NIR has no node for (module docstring)."""
     for path, m in nnx.iter_modules(model):
         name = ".".join(map(str, path))
-        if isinstance(m, ConvUnit) and m.agmm is not None:
+        if isinstance(m, NormalizedUnit) and m.agmm is not None:
             raise NIRExportError(
                 f"{name} is followed by AGMM, whose per-sample gain sigmoid(alpha[t] * mean X[t]) (AGMM Eq. 11) has no NIR "
                 "primitive; export the vanilla BSNN or FP-SNN variant (train with --config.model.variant=bsnn or fp)"
             )
         if isinstance(m, LIF):
             _check_lif(m)
+    known = ("stem", "blocks", "fc") if isinstance(model, BiRealResNet) else ("units", "lifs", "fc")
+    extra = sorted(k for k, v in vars(model).items() if isinstance(v, nnx.Module | nnx.Variable) and k not in known)
+    if extra:
+        raise NIRExportError(
+            f"{model.name} has parts the NIR export does not know: {extra} (it maps {list(known)}); "
+            "export a model without them, or extend bsnn_jax.export.nir for them"
+        )
     if isinstance(model, BiRealResNet) and model.stem.maxpool:
         raise NIRExportError(
             f"{model.name}'s stem max-pools, and NIR 1.0 has no max-pooling node; export a family without it (resnet19, vgg11, ...)"
@@ -134,31 +152,58 @@ class _Builder:
         self.last, self.shape = (name,), tuple(shape)
         return name
 
-    def conv(self, name: str, weight: np.ndarray, bias: np.ndarray, stride: int, padding: int) -> str:
-        """``weight`` HWIO as bsnn_jax stores it; NIR's is OIHW."""
+    def conv(self, name: str, weight: np.ndarray, bias: np.ndarray, stride: int, padding: int | tuple[int, int]) -> str:
+        """``weight`` HWIO as bsnn_jax stores it; NIR's is OIHW. ``padding`` one int or ``(ph, pw)``."""
         c, h, w = self.shape
-        k = weight.shape[0]
-        out_hw = ((h + 2 * padding - k) // stride + 1, (w + 2 * padding - k) // stride + 1)
+        pads = (padding, padding) if isinstance(padding, int) else tuple(padding)
+        out_hw = tuple((n + 2 * p - k) // stride + 1 for n, p, k in zip((h, w), pads, weight.shape[:2], strict=True))
         node = self.nir.Conv2d(
             input_shape=(h, w),
             weight=np.ascontiguousarray(weight.transpose(3, 2, 0, 1), np.float32),
             stride=stride,
-            padding=padding,
+            padding=padding if isinstance(padding, int) else pads,
             dilation=1,
             groups=1,
             bias=np.asarray(bias, np.float32),
         )
         return self.add(name, node, (weight.shape[-1], *out_hw))
 
-    def unit(self, name: str, unit: ConvUnit) -> str:
+    def unit(self, name: str, unit: NormalizedUnit) -> str:
+        """A unit with its BN folded: ``Affine`` (dense), ``Conv2d`` (2-D; 1-D as ``(3, 1)`` kernels)."""
         folded = fold_unit(unit)
-        weight = np.asarray(folded.weight()) * np.asarray(folded.scale[...])
-        return self.conv(name, weight, np.asarray(folded.shift[...]), unit.conv.strides, unit.conv.padding)
+        weight, shift = np.asarray(folded.weight()) * np.asarray(folded.scale[...]), np.asarray(folded.shift[...])
+        if isinstance(unit, DenseUnit):
+            return self.affine(name, weight, shift)
+        if isinstance(unit, Conv1dUnit):
+            return self.conv1d(name, weight, shift, 1, unit.conv.padding)
+        return self.conv(name, weight, shift, unit.conv.strides, unit.conv.padding)
+
+    def conv1d(self, name: str, weight: np.ndarray, bias: np.ndarray, stride: int, padding: int) -> str:
+        """``weight`` WIO as bsnn_jax stores it; NIR's is OIW."""
+        c, length = self.shape
+        node = self.nir.Conv1d(
+            input_shape=length,
+            weight=np.ascontiguousarray(weight.transpose(2, 1, 0), np.float32),
+            stride=stride,
+            padding=padding,
+            dilation=1,
+            groups=1,
+            bias=np.asarray(bias, np.float32),
+        )
+        return self.add(name, node, (weight.shape[-1], (length + 2 * padding - weight.shape[0]) // stride + 1))
+
+    def avg_pool1d(self, name: str, window: int) -> str:
+        """A ``window``-wide average pool as a ``Conv1d`` with a diagonal kernel (NIR 1.0 has no 1-D pool, and
+        its Conv1d types ignore ``groups``, so a depthwise one would not read back from a file)."""
+        c = self.shape[0]
+        kernel = np.zeros((window, c, c), np.float32)
+        kernel[:, np.arange(c), np.arange(c)] = 1.0 / window
+        return self.conv1d(name, kernel, np.zeros(c, np.float32), window, 0)
 
     def lif(self, name: str, neuron: LIF) -> str:
         return self.add(name, self.nir.LIF(**lif_parameters(neuron, self.shape, self.dt)), self.shape)
 
-    def avg_pool(self, name: str, window: tuple[int, int]) -> str:
+    def avg_pool(self, name: str, window: tuple[int, ...]) -> str:
         c, h, w = self.shape
         pair = lambda v: np.array(v, np.int64)
         node = self.nir.AvgPool2d(kernel_size=pair(window), stride=pair(window), padding=pair((0, 0)))
@@ -179,14 +224,24 @@ class _Builder:
         return nir.NIRGraph(nodes=self.nodes, edges=self.edges)
 
 
-def _normalize(b: _Builder, normalization: Normalization) -> None:
-    """The normalization as a 1x1 conv: gain ``scale / std`` on the diagonal, bias ``-mean / std``."""
+def _normalize(b: _Builder, normalization: Normalization, input_shape: tuple[int, ...]) -> None:
+    """The normalization as a 1x1 conv (an ``Affine`` for flat input): gain ``scale / std`` on the
+    diagonal, bias ``-mean / std``; ``input_shape`` is the model's (channel last)."""
     std = np.asarray(normalization.std, np.float32)
     gain = np.float32(normalization.scale) / std
+    if len(b.shape) == 1:  # mlp: one gain per feature of the flattened example
+        full = lambda v: np.broadcast_to(v, input_shape).reshape(-1)  # noqa: E731
+        bias = full(-np.asarray(normalization.mean, np.float32) / std)
+        b.affine("normalize", np.diag(full(gain)).astype(np.float32), bias.astype(np.float32))
+        return
     channels = b.shape[0]
     kernel = np.zeros((1, 1, channels, channels), np.float32)
     kernel[0, 0, np.arange(channels), np.arange(channels)] = np.broadcast_to(gain, (channels,))
-    b.conv("normalize", kernel, np.broadcast_to(-np.asarray(normalization.mean, np.float32) / std, (channels,)), 1, 0)
+    bias = np.broadcast_to(-np.asarray(normalization.mean, np.float32) / std, (channels,))
+    if len(b.shape) == 2:  # a signal (C, L)
+        b.conv1d("normalize", kernel[0], bias, 1, 0)
+    else:
+        b.conv("normalize", kernel, bias, 1, 0)
 
 
 def _classifier(b: _Builder, fc, spatial: tuple[int, int, int] | None) -> None:
@@ -203,19 +258,37 @@ def _vgg(b: _Builder, model: SpikingVGG) -> None:
     layer = 0
     for i, item in enumerate(model.cfg):
         if item == "A":
-            b.avg_pool(f"pool{i}", (2, 2))
+            b.avg_pool1d(f"pool{i}", 2) if model.dims == 1 else b.avg_pool(f"pool{i}", (2, 2))
             continue
         b.unit(f"units.{layer}", model.units[layer])
         b.lif(f"lifs.{layer}", model.lifs[layer])
         layer += 1
-    c, h, w = b.shape
+    c, h, w = b.shape if model.dims == 2 else (*b.shape, 1)
     if model.head == "gap":
-        b.avg_pool("gap", (h, w))
+        b.avg_pool1d("gap", h) if model.dims == 1 else b.avg_pool("gap", (h, w))
         b.flatten("flatten")
         _classifier(b, model.fc, None)
     else:
         b.flatten("flatten")
         _classifier(b, model.fc, (h, w, c))
+
+
+def _mlp(b: _Builder, model: SpikingMLP) -> None:
+    for i, (unit, lif) in enumerate(zip(model.units, model.lifs, strict=True)):
+        b.unit(f"units.{i}", unit)
+        b.lif(f"lifs.{i}", lif)
+    _classifier(b, model.fc, None)
+
+
+def _input_shape(model) -> tuple[int, ...]:
+    """The graph's (channel-first) input shape: ``(C, H, W)``, ``(C, L)`` of a signal, ``(F,)`` for mlp."""
+    if isinstance(model, SpikingMLP):
+        return (int(np.prod(model.input_shape)),)
+    if isinstance(model, SpikingVGG) and model.dims == 1:
+        length, channels = model.signal
+        return (channels, length)
+    h, w, c = model.input_shape
+    return (c, h, w)
 
 
 def _resnet(b: _Builder, model: BiRealResNet) -> None:
@@ -241,8 +314,8 @@ def to_nir(model_or_restored, *, dt: float = 1.0, normalization: Normalization |
     """The ``nir.NIRGraph`` of a trained network in evaluation mode (module docstring for the mapping).
 
     Args:
-      model_or_restored: a network of ``bsnn_jax.models`` (FP-SNN or vanilla BSNN; BSO/T-BSO
-        trained ones included), or ``train.restore(...)``'s result, whose dataset normalization
+      model_or_restored: a network of ``bsnn_jax.models`` of any family but resnet18's max-pool
+        stem (FP-SNN or vanilla BSNN; BSO/T-BSO trained ones included), or ``train.restore(...)``'s result, whose dataset normalization
         is then included unless ``normalization`` is given.
       dt: the time step of one bsnn_jax step in the importer's units (1e-4 for snnTorch).
       normalization: prepend the dataset normalization as a 1x1 conv, so the graph takes the
@@ -256,16 +329,18 @@ def to_nir(model_or_restored, *, dt: float = 1.0, normalization: Normalization |
     if hasattr(model_or_restored, "dataset") and hasattr(model_or_restored, "model"):
         model = model_or_restored.model
         normalization = normalization or model_or_restored.dataset.normalization
-    if not isinstance(model, SpikingVGG | BiRealResNet):
-        raise NIRExportError(f"to_nir takes a network of bsnn_jax.models (SpikingVGG or BiRealResNet), got {type(model).__name__}")
+    if not isinstance(model, SpikingVGG | BiRealResNet | SpikingMLP):
+        raise NIRExportError(
+            f"to_nir takes a network of bsnn_jax.models (SpikingVGG, BiRealResNet or SpikingMLP), got {type(model).__name__}"
+        )
     if dt <= 0:
         raise NIRExportError(f"dt must be positive, got {dt}")
     _check_expressible(model)
-    h, w, c = model.input_shape
-    b = _Builder(nir, float(dt), (c, h, w))
+    b = _Builder(nir, float(dt), _input_shape(model))
     if normalization is not None:
-        _normalize(b, normalization)
-    (_vgg if isinstance(model, SpikingVGG) else _resnet)(b, model)
+        _normalize(b, normalization, model.input_shape)
+    build = _vgg if isinstance(model, SpikingVGG) else _mlp if isinstance(model, SpikingMLP) else _resnet
+    build(b, model)
     return b.graph()
 
 

@@ -1,188 +1,348 @@
-"""NIR import: a NIR graph of a plain spiking CNN becomes a bsnn_jax ``SpikingVGG`` to binarize or fine-tune.
+"""NIR import: any graph of NIR's feed-forward nodes becomes a trainable bsnn_jax ``GraphNet``.
 
-``from_nir(graph)`` reads a chain (every node with one input and one output)::
+``from_nir(graph)`` reads Input, Output, Conv1d, Conv2d (any kernel, stride, padding incl.
+``"same"``/``"valid"``, dilation, groups), Affine, Linear, SumPool2d, AvgPool2d (any kernel,
+stride, padding), Flatten (of whole samples), Scale, Threshold, IF and LIF, connected in any
+acyclic way: a node with several inputs sums them (NIR's rule), so residual nets (our ResNet
+export) import as they are. Nodes run in topological order (``nir_graph.GraphNet``); shapes are
+inferred from the Input node, so nodes without ``input_type`` (snnTorch writes ``input_shape=None``)
+are fine. Recurrent edges, nested graphs and other node types are refused, naming the node.
 
-    Input -> [normalize: 1x1 Conv2d] -> (Conv2d 3x3/1 pad 1 -> LIF -> [AvgPool2d | SumPool2d 2x2]*)+
-          -> [AvgPool2d over the whole map] -> Flatten -> Affine | Linear -> Output
+Neurons, integrated by forward Euler at step ``dt`` (``tau dv/dt = v_leak - v + r I``, spike
+``v > v_threshold``, reset to ``v_reset``)::
 
-as ``export.nir.to_nir`` writes it for ``small_cnn``, ``vgg11``, ``vggsnn`` and ``reference``, and as
-snnTorch/Norse write such nets. The inverse of the export's mappings:
+    v[t] = (1 - dt/tau) v[t-1] + (dt/tau) (r I[t] + v_leak)        (IF: v[t] = v[t-1] + dt r I[t])
 
-* ``Conv2d`` -> ``ConvUnit`` with the NIR kernel (OIHW -> HWIO) and a BatchNorm that passes it
-  through (running mean 0, variance 1, scale ``sqrt(1 + eps)``, bias = the conv bias).
-* ``LIF`` -> ``nn.LIF`` with ``tau_b = 1 - dt / tau`` (Euler at step ``dt``), ``v_th`` the
-  smallest float32 above ``v_threshold`` (our ``u >= v_th`` is NIR's ``v > v_threshold``),
-  hard reset. ``r * dt / tau != 1`` scales the input current: it is folded into the conv before.
-  ``v_leak`` and ``v_reset`` must be 0, and every LIF must share one ``tau`` and threshold
-  (``models`` give all layers one neuron).
-* ``SumPool2d`` 2x2 -> an average pool and the next conv's kernel times 4.
-* ``Affine``/``Linear`` -> the classifier, its rows reordered from NIR's channel-first flatten.
+is our LIF (AGMM Eq. 1-4, ``u[t] = tau_b u[t-1] + x[t]``) with ``tau_b = 1 - dt/tau`` and the
+input map ``x = I * dt r / tau + dt v_leak / tau`` (``GraphNeuron``; skipped where it is 1 and 0
+to float32 rounding, as in our exports). ``tau`` must be one value per layer (our LIF has one
+decay); ``r`` and ``v_leak`` may differ per neuron; a per-neuron ``v_threshold`` is divided into
+the input map (threshold 1), exact in real arithmetic; ``v_reset`` must be 0 (our hard reset).
+``u >= v_th`` with ``v_th`` the next float32 above ``v_threshold`` is NIR's strict ``v > v_threshold``.
 
-The variant is ``"bsnn"`` when every conv after the first holds one magnitude per output channel
-(``+-g``, as the export writes binary kernels: ``binarize`` gives them back exactly up to
-rounding of ``g``), else ``"fp"``; ``variant="bsnn"`` forces binarization of an FP-SNN's kernels
-(the start of binarizing it, e.g. with BSO; its outputs then differ from the graph's).
-Residual graphs (ResNets) and other node types are refused with ``NIRExportError``.
+Binary layers: a Conv/Affine/Linear reading spikes whose kernel holds one magnitude ``g > 0`` per
+output channel (``+-g``, as the export writes binary kernels; spikes pooled by a pool node or by a conv that only
+averages each channel, as the 1-D export pools, count as spikes) becomes a binary ``GraphSynapse``
+(``+-1`` kernel as ``BinaryParam`` and the gain ``g``), so BSO/T-BSO or the latent-weight
+optimizers fine-tune it; ``variant="bsnn"`` binarizes every spike-reading layer except the readout
+(``g = mean |w|``, AGMM Eq. 5: the start of binarizing an FP-SNN), ``variant="fp"`` none.
+
+A leading 1x1 ``Conv2d`` (or width-1 ``Conv1d``) with a diagonal kernel (the export's ``normalize``
+node) is returned as ``ImportedNIR.normalization`` and the model takes normalized input, as the
+families do; an mlp's diagonal ``Affine`` normalization stays a layer of the model (raw input).
+
+The model trains like the families: ``models.functional(imported.model)`` gives pure
+``init``/``apply`` functions, and ``train.setup.assemble_optimizer(config, imported.model, ...)``
+(then ``create_train_state``, ``make_step``) the optimizer of any config, BSO/T-BSO included.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+from collections.abc import Callable
 
-import jax.numpy as jnp
 import numpy as np
-from flax import nnx
 
 from bsnn_jax.data.base import Normalization
+from bsnn_jax.export import nir_graph as g
 from bsnn_jax.export.nir import NIRExportError, require_nir
-from bsnn_jax.models.common import VARIANTS, NetOptions
-from bsnn_jax.models.vgg import SpikingVGG
+
+ROUNDING = 1e-6  # a map within this of 1 (or offset of 0) is float32 rounding of an exported tau, r
 
 
 @dataclasses.dataclass
 class ImportedNIR:
-    """``model``: the network (evaluation mode, normalized input ``[T, B, H, W, C]`` or ``[B, H, W, C]``);
+    """``model``: the ``GraphNet`` (normalized input ``[T, B, *input_shape]`` or ``[B, *input_shape]``, channel-last);
     ``normalization``: the graph's leading normalization node as a ``data.Normalization``, or None."""
 
-    model: SpikingVGG
+    model: g.GraphNet
     normalization: Normalization | None
 
 
-def _chain(graph) -> list:
-    """The graph's nodes from Input to Output, or a clear error if it is not a chain."""
+@dataclasses.dataclass
+class _Ctx:
+    """What building one node needs: its NIR input shape, whether its input is spikes, dt, the variant."""
+
+    shape: tuple[int, ...]
+    spikes: bool
+    dt: float
+    variant: str | None
+    readout: bool
+
+
+def _topology(graph) -> tuple[list[str], dict[str, list[str]], str, str]:
+    """``(nodes in topological order, predecessors, input name, output name)`` or a clear error."""
     nir = require_nir()
-    succ = {}
+    names = {k: type(n).__name__ for k, n in graph.nodes.items()}
     for a, b in graph.edges:
-        if a in succ or sum(1 for _, t in graph.edges if t == b) > 1:
+        if a not in names or b not in names:
+            raise NIRExportError(f"the NIR graph has an edge {a!r} -> {b!r} to a node it does not define")
+    ends = [[k for k, n in graph.nodes.items() if isinstance(n, kind)] for kind in (nir.Input, nir.Output)]
+    if any(len(e) != 1 for e in ends):
+        raise NIRExportError(f"from_nir needs exactly one Input and one Output node, the graph has inputs {ends[0]}, outputs {ends[1]}")
+    preds = {k: [a for a, b in graph.edges if b == k] for k in graph.nodes}
+    order, done = [], set()
+    while len(order) < len(preds):
+        ready = [k for k in preds if k not in done and all(p in done for p in preds[k])]
+        if not ready:
+            cycle = sorted(k for k in preds if k not in done)[:4]
             raise NIRExportError(
-                f"the NIR graph branches or merges at {a!r} -> {b!r} (a residual net?); from_nir imports chains "
-                "(Conv2d, LIF, pooling, Flatten, Affine), such as the exports of small_cnn, vgg11, vggsnn and reference"
+                f"the NIR graph has a cycle through {cycle} (a recurrent connection); from_nir imports feed-forward graphs"
             )
-        succ[a] = b
-    start = [k for k, n in graph.nodes.items() if isinstance(n, nir.Input)]
-    if len(start) != 1:
-        raise NIRExportError(f"the NIR graph needs exactly one Input node, it has {len(start)}")
-    names = [start[0]]
-    while names[-1] in succ:
-        names.append(succ[names[-1]])
-    return [(k, graph.nodes[k]) for k in names]
+        order += ready
+        done.update(ready)
+    return order, preds, ends[0][0], ends[1][0]
 
 
-def _uniform(name: str, field: str, value) -> float:
+def _uniform(value) -> float | None:
+    """The one value every neuron shares, or None."""
     values = np.unique(np.asarray(value, np.float64))
-    if values.size != 1:
-        raise NIRExportError(f"{name}.{field} differs between neurons ({values[:3]}...); bsnn_jax's LIF has one value per layer")
-    return float(values[0])
+    return float(values[0]) if values.size == 1 else None
 
 
-def _neuron(name: str, node, dt: float) -> tuple[dict, float]:
-    """``nn.LIF`` keyword arguments of a ``nir.LIF`` at step ``dt``, and its input gain ``r * dt / tau``."""
-    tau, r = _uniform(name, "tau", node.tau), _uniform(name, "r", node.r)
-    for field in ("v_leak", "v_reset"):
-        if _uniform(name, field, getattr(node, field)) != 0:
-            raise NIRExportError(f"{name}.{field} is not 0; bsnn_jax's LIF leaks to 0 and resets to 0")
-    thr = np.float32(_uniform(name, "v_threshold", node.v_threshold))
-    neuron = {"tau": 1.0 - dt / tau, "v_th": float(np.nextafter(thr, np.float32(np.inf))), "reset": "hard"}
-    return neuron, r * dt / tau
+def _per_neuron(name: str, field: str, value, shape: tuple[int, ...]) -> np.ndarray:
+    """A NIR per-neuron array broadcast to the (channel-first) ``shape`` and moved to our channel-last layout."""
+    try:
+        full = np.broadcast_to(np.asarray(value, np.float64), shape)
+    except ValueError:
+        raise NIRExportError(f"{name}.{field} has shape {np.shape(value)}, which does not fit the node's input {shape}") from None
+    return np.moveaxis(full, 0, -1) if full.ndim > 1 else full
 
 
-def _normalization(node) -> Normalization:
-    gain, bias = np.diagonal(node.weight[:, :, 0, 0]), node.bias
-    if not np.array_equal(np.diag(gain), node.weight[:, :, 0, 0]) or np.any(gain == 0):
-        raise NIRExportError("the first 1x1 Conv2d (read as the input normalization) is not diagonal with nonzero gains")
-    return Normalization(1.0, tuple((-bias / gain).tolist()), tuple((1.0 / gain).tolist()))
+def _neuron(name: str, node, ctx: _Ctx, *, leaky: bool):
+    """``GraphNeuron`` of a NIR LIF (``leaky``) or IF (module docstring's mapping)."""
+    if node.v_reset is not None and np.any(np.asarray(node.v_reset) != 0):
+        raise NIRExportError(f"{name}.v_reset is not 0; bsnn_jax's LIF resets to 0 (a hard reset), so it cannot run this node")
+    arr = lambda field, value: _per_neuron(name, field, value, ctx.shape)  # noqa: E731
+    if leaky:
+        tau = _uniform(node.tau)
+        if tau is None:
+            raise NIRExportError(f"{name}.tau differs between neurons; bsnn_jax's LIF has one decay per layer (tau_b = 1 - dt / tau)")
+        if not tau >= ctx.dt:
+            raise NIRExportError(f"{name}.tau = {tau} is below the step dt = {ctx.dt}: 1 - dt/tau < 0; pass the graph's dt to from_nir")
+        decay, gain, offset = 1.0 - ctx.dt / tau, arr("r", node.r) * (ctx.dt / tau), arr("v_leak", node.v_leak) * (ctx.dt / tau)
+    else:
+        decay, gain, offset = 1.0, arr("r", node.r) * ctx.dt, np.zeros(())
+    threshold = arr("v_threshold", node.v_threshold)
+    uniform = _uniform(threshold)
+    if uniform is None:
+        if np.any(threshold <= 0):
+            raise NIRExportError(f"{name}.v_threshold differs between neurons and is not positive everywhere; bsnn_jax cannot rescale it")
+        gain, offset, uniform = gain / threshold, offset / threshold, 1.0
+    v_th = float(np.nextafter(np.float32(uniform), np.float32(np.inf)))
+
+    def compact(a, neutral):  # None where the map does nothing, one number where every neuron shares it
+        if np.allclose(a, neutral, rtol=0, atol=ROUNDING):
+            return None
+        shared = _uniform(a)
+        return a if shared is None else shared
+
+    lif = {"tau": decay, "v_th": v_th, "reset": "hard"}
+    return g.GraphNeuron(lif, compact(gain, 1.0), compact(offset, 0.0)), ctx.shape, True
 
 
-def _binary(kernels: list[np.ndarray]) -> bool:
-    return all(np.all(np.abs(k) == np.abs(k).max(axis=(1, 2, 3), keepdims=True)) for k in kernels[1:])
+def _pairs(value, n: int) -> tuple[int, ...]:
+    return tuple(int(v) for v in np.broadcast_to(np.asarray(value), (n,)))
 
 
-def _parse(graph, dt: float):
-    """``(cfg, convs [(weight OIHW, bias)], neurons, head, fc (weight, bias), normalization, input shape CHW)``."""
+def _padding(padding, kernel: tuple[int, ...], dilation: tuple[int, ...]) -> tuple[tuple[int, int], ...]:
+    """NIR/PyTorch padding as ``(lo, hi)`` per axis; ``"same"`` puts the odd pixel last, as PyTorch."""
+    if isinstance(padding, str | bytes):
+        padding = padding.decode() if isinstance(padding, bytes) else padding
+        if padding == "valid":
+            return tuple((0, 0) for _ in kernel)
+        total = [d * (k - 1) for k, d in zip(kernel, dilation, strict=True)]
+        return tuple((t // 2, t - t // 2) for t in total)
+    return tuple((p, p) for p in _pairs(padding, len(kernel)))
+
+
+def _binary_gain(weight: np.ndarray, ctx: _Ctx, groups: int) -> np.ndarray | None:
+    """The per-output-channel magnitude if this layer is to be binary (module docstring), else None.
+    Grouped convs (depthwise pooling) stay full precision."""
+    if not ctx.spikes or ctx.variant == "fp" or weight[0].size < 2 or groups != 1:
+        return None
+    mags = np.abs(weight.reshape(len(weight), -1))
+    if ctx.variant == "bsnn" and not ctx.readout:
+        return mags.mean(axis=1)
+    if np.all(mags == mags[:, :1]) and np.all(mags[:, 0] > 0):
+        return mags[:, 0]
+    return None
+
+
+def _synapse(name: str, node, ctx: _Ctx, *, dims: int):
+    """A ``GraphSynapse`` of a NIR Conv1d/Conv2d (``dims`` 1, 2) or Affine/Linear (0)."""
+    weight = np.asarray(node.weight, np.float32)
+    bias = getattr(node, "bias", None)
+    gain = _binary_gain(weight, ctx, int(getattr(node, "groups", 1)))
+    kernel = np.where(weight >= 0, 1.0, -1.0).astype(np.float32) if gain is not None else weight
+    if dims == 0:
+        if len(ctx.shape) != 1 or ctx.shape[0] != weight.shape[1]:
+            raise NIRExportError(f"{name}: a {type(node).__name__} of {weight.shape[1]} inputs reads shape {ctx.shape}; flatten before it")
+        return g.GraphSynapse(kernel.T, bias, gain=gain, spike_input=ctx.spikes), (weight.shape[0],), False
+    if len(ctx.shape) != dims + 1 or ctx.shape[0] != weight.shape[1] * int(node.groups):
+        raise NIRExportError(f"{name}: a Conv{dims}d of {weight.shape[1]}x{node.groups} input channels reads shape {ctx.shape}")
+    ksize = weight.shape[2:]
+    stride, dilation = _pairs(node.stride, dims), _pairs(node.dilation, dims)
+    padding = _padding(node.padding, ksize, dilation)
+    spatial = [
+        (n + lo + hi - d * (k - 1) - 1) // s + 1
+        for n, (lo, hi), d, k, s in zip(ctx.shape[1:], padding, dilation, ksize, stride, strict=True)
+    ]
+    if min(spatial) < 1:
+        raise NIRExportError(f"{name}: kernel {ksize} with padding {padding} does not fit its input {ctx.shape}")
+    module = g.GraphSynapse(
+        np.moveaxis(kernel, (0, 1), (-1, -2)),  # OI... -> ...IO
+        bias,
+        gain=gain,
+        dims=dims,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        groups=int(node.groups),
+        spike_input=ctx.spikes,
+    )
+    return module, (weight.shape[0], *spatial), ctx.spikes and _channel_average(weight, bias)
+
+
+def _channel_average(weight: np.ndarray, bias) -> bool:
+    """A conv that averages each channel on its own (the 1-D export's pools): its output is still spike-derived."""
+    if weight.shape[0] != weight.shape[1] or np.any(weight < 0) or (bias is not None and np.any(np.asarray(bias) != 0)):
+        return False
+    eye = np.eye(weight.shape[0], dtype=bool).reshape(weight.shape[:2] + (1,) * (weight.ndim - 2))
+    return not np.any(np.where(eye, 0, weight))
+
+
+def _pool(name: str, node, ctx: _Ctx, *, average: bool):
+    if len(ctx.shape) != 3:
+        raise NIRExportError(f"{name}: a 2-D pool reads a (C, H, W) map, got shape {ctx.shape}")
+    kernel, stride, padding = (_pairs(v, 2) for v in (node.kernel_size, node.stride, node.padding))
+    spatial = [(n + 2 * p - k) // s + 1 for n, k, s, p in zip(ctx.shape[1:], kernel, stride, padding, strict=True)]
+    return g.Pool(kernel, stride, padding, average=average), (ctx.shape[0], *spatial), ctx.spikes
+
+
+def _flatten(name: str, node, ctx: _Ctx):
+    n = len(ctx.shape)
+    start, end = node.start_dim % n, node.end_dim % n
+    if n > 1 and (start, end) != (0, n - 1):
+        raise NIRExportError(
+            f"{name}: Flatten start_dim={node.start_dim}, end_dim={node.end_dim} of shape {ctx.shape} keeps axes apart; "
+            "from_nir flattens whole samples (start_dim=0, end_dim=-1: NIR shapes have no batch axis)"
+        )
+    return g.Flatten(), (math.prod(ctx.shape),), ctx.spikes
+
+
+def _builders(nir) -> dict[type, Callable]:
+    return {
+        nir.Conv2d: lambda k, n, c: _synapse(k, n, c, dims=2),
+        nir.Conv1d: lambda k, n, c: _synapse(k, n, c, dims=1),
+        nir.Affine: lambda k, n, c: _synapse(k, n, c, dims=0),
+        nir.Linear: lambda k, n, c: _synapse(k, n, c, dims=0),
+        nir.LIF: lambda k, n, c: _neuron(k, n, c, leaky=True),
+        nir.IF: lambda k, n, c: _neuron(k, n, c, leaky=False),
+        nir.AvgPool2d: lambda k, n, c: _pool(k, n, c, average=True),
+        nir.SumPool2d: lambda k, n, c: _pool(k, n, c, average=False),
+        nir.Flatten: _flatten,
+        nir.Scale: lambda k, n, c: (g.Scale(_per_neuron(k, "scale", n.scale, c.shape)), c.shape, False),
+        nir.Threshold: lambda k, n, c: (g.Threshold(_per_neuron(k, "threshold", n.threshold, c.shape)), c.shape, True),
+    }
+
+
+def _normalization(graph, preds, succ, source: str) -> tuple[str | None, Normalization | None]:
+    """The leading diagonal 1x1 conv (the export's normalization node), if the graph starts with one."""
     nir = require_nir()
-    chain = _chain(graph)
-    cfg, convs, neurons, norm, gain = [], [], [], None, 1.0
-    head, fc = "flatten", None
-    for i, (name, node) in enumerate(chain):
-        if isinstance(node, nir.Input | nir.Output | nir.Flatten):
+    nexts = succ[source]
+    node = graph.nodes[nexts[0]] if len(nexts) == 1 else None
+    if not isinstance(node, nir.Conv2d | nir.Conv1d) or preds[nexts[0]] != [source]:
+        return None, None
+    dims = node.weight.ndim - 2
+    ones = (1,) * dims
+    if node.weight.shape[2:] != ones or _pairs(node.stride, dims) != ones or node.groups != 1:
+        return None, None
+    if _padding(node.padding, ones, ones) != ((0, 0),) * dims:
+        return None, None
+    w = np.asarray(node.weight.reshape(node.weight.shape[:2]), np.float64)
+    gain = np.diagonal(w)
+    if w.shape[0] != w.shape[1] or not np.array_equal(np.diag(gain), w) or np.any(gain == 0):
+        return None, None
+    bias = np.asarray(node.bias, np.float64)
+    return nexts[0], Normalization(1.0, tuple((-bias / gain).tolist()), tuple((1.0 / gain).tolist()))
+
+
+def _readouts(graph, preds, output: str) -> set[str]:
+    """The layers whose output reaches Output without passing a neuron (kept full precision by ``variant="bsnn"``)."""
+    nir = require_nir()
+    found, stack = set(), list(preds[output])
+    while stack:
+        k = stack.pop()
+        node = graph.nodes[k]
+        if k in found or isinstance(node, nir.LIF | nir.IF | nir.Threshold | nir.Input):
             continue
-        if isinstance(node, nir.Conv2d) and not convs and norm is None and node.weight.shape[2:] == (1, 1):
-            norm = _normalization(node)
-        elif isinstance(node, nir.Conv2d):
-            if tuple(node.weight.shape[2:]) != (3, 3) or tuple(node.stride) != (1, 1) or tuple(node.padding) != (1, 1):
-                raise NIRExportError(f"{name}: bsnn_jax's VGG convs are 3x3, stride 1, padding 1; got {node.weight.shape[2:]}")
-            convs.append([np.asarray(node.weight, np.float32) * gain, np.asarray(node.bias, np.float32)])
-            cfg.append(node.weight.shape[0])
-            gain = 1.0
-        elif isinstance(node, nir.LIF):
-            neuron, w_in = _neuron(name, node, dt)
-            convs[-1] = [convs[-1][0] * w_in, convs[-1][1] * w_in]
-            neurons.append(neuron)
-        elif isinstance(node, nir.AvgPool2d | nir.SumPool2d):
-            kernel = tuple(int(k) for k in np.broadcast_to(node.kernel_size, 2))
-            if isinstance(chain[i + 1][1], nir.Flatten) and kernel != (2, 2):  # a pool over the whole map
-                head, gain = "gap", float(np.prod(kernel)) if isinstance(node, nir.SumPool2d) else 1.0
-                continue
-            if kernel != (2, 2) or tuple(np.broadcast_to(node.stride, 2)) != (2, 2):
-                raise NIRExportError(f"{name}: bsnn_jax pools 2x2 with stride 2 between convs")
-            cfg.append("A")
-            gain = 4.0 if isinstance(node, nir.SumPool2d) else 1.0
-        elif isinstance(node, nir.Affine | nir.Linear):
-            bias = getattr(node, "bias", None)
-            fc = (
-                np.asarray(node.weight, np.float32) * gain,
-                np.zeros(node.weight.shape[0], np.float32) if bias is None else np.asarray(bias),
-            )
-        else:
-            raise NIRExportError(f"{name}: NIR node {type(node).__name__} has no bsnn_jax layer in from_nir")
-    if not convs or fc is None or len(neurons) != len(convs):
-        raise NIRExportError("from_nir needs (Conv2d -> LIF)+ ... -> Flatten -> Affine; the graph lacks part of it")
-    if any(n != neurons[0] for n in neurons):
-        raise NIRExportError(f"the graph's LIF layers differ ({neurons[0]} vs others); bsnn_jax models share one neuron")
-    shape = tuple(int(v) for v in chain[0][1].input_type["input"])
-    return cfg, convs, neurons[0], head, fc, norm, shape
+        found.add(k)
+        stack += preds[k]
+    return found
 
 
-def from_nir(graph, *, timesteps: int = 4, dt: float = 1.0, variant: str | None = None, rngs: int = 0) -> ImportedNIR:
-    """A ``SpikingVGG`` computing ``graph`` (module docstring), run for ``timesteps`` steps.
+def _our_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
+    return (*shape[1:], shape[0]) if len(shape) > 1 else shape
+
+
+def from_nir(graph, *, timesteps: int = 4, dt: float = 1.0, variant: str | None = None, name: str = "nir") -> ImportedNIR:
+    """A ``GraphNet`` computing ``graph`` (module docstring), run for ``timesteps`` steps.
 
     Args:
       graph: a ``nir.NIRGraph`` (``nir.read(path)``).
       timesteps: T of the model (NIR graphs have none).
-      dt: the Euler step the graph's time constants assume (1e-4 for snnTorch's files).
-      variant: ``"fp"`` or ``"bsnn"``; by default ``"bsnn"`` if the kernels are +-g per channel.
+      dt: the Euler step the graph's time constants assume (1e-4 for snnTorch's files, 1 for ours at dt=1).
+      variant: None (binary layers where the kernels are +-g), ``"bsnn"`` (binarize every
+        spike-reading layer but the readout) or ``"fp"`` (keep every kernel as it is).
 
     Raises:
-      NIRExportError: a graph outside the supported chain, or LIF parameters bsnn_jax's LIF cannot take.
+      NIRExportError: a node type, field value or connection bsnn_jax cannot run, naming it.
     """
-    cfg, convs, neuron, head, (fc_w, fc_b), norm, (c, h, w) = _parse(graph, dt)
-    variant = variant or ("bsnn" if _binary([k for k, _ in convs]) else "fp")
-    if variant not in ("fp", "bsnn"):
-        raise NIRExportError(f"variant must be 'fp' or 'bsnn' (AGMM has no NIR form), got {variant!r}")
-    opts = NetOptions(VARIANTS[variant], timesteps, time_fold=False, neuron=neuron)
-    model = SpikingVGG(cfg, (h, w, c), fc_w.shape[0], opts, head=head, name="nir", rngs=nnx.Rngs(rngs))
-    for unit, (kernel, bias) in zip(model.units, convs, strict=True):
-        unit.conv.kernel[...] = jnp.asarray(kernel.transpose(2, 3, 1, 0))
-        bn = unit.bn
-        bn.mean[...], bn.var[...] = jnp.zeros_like(bn.mean[...]), jnp.ones_like(bn.var[...])
-        bn.scale[...] = jnp.full_like(bn.scale[...], np.sqrt(np.float32(1.0) + np.float32(bn.epsilon)))
-        bn.bias[...] = jnp.asarray(bias)
-    fc = fc_w.T
-    if head == "flatten":  # NIR flattens (C, H, W); SpikingVGG flattens (H, W, C)
-        ch, hh, ww = _cfg_shape(cfg, (c, h, w))
-        fc = fc.reshape(ch, hh, ww, -1).transpose(1, 2, 0, 3).reshape(fc.shape)
-    model.fc.kernel[...] = jnp.asarray(fc)
-    model.fc.bias[...] = jnp.asarray(fc_b)
+    nir = require_nir()
+    if variant not in (None, "fp", "bsnn"):
+        raise NIRExportError(f"variant must be None, 'fp' or 'bsnn' (AGMM has no NIR form), got {variant!r}")
+    if dt <= 0 or timesteps < 1:
+        raise NIRExportError(f"dt must be positive and timesteps >= 1, got dt={dt}, timesteps={timesteps}")
+    order, preds, source, output = _topology(graph)
+    succ = {k: [b for a, b in graph.edges if a == k] for k in graph.nodes}
+    skipped, norm = _normalization(graph, preds, succ, source)
+    shape = tuple(int(v) for v in np.asarray(graph.nodes[source].input_type["input"]).reshape(-1))
+    readouts, builders = _readouts(graph, preds, output), _builders(nir)
+    index, shapes, spikes = {source: -1}, {source: shape}, {source: False}
+    if skipped:
+        index[skipped], shapes[skipped], spikes[skipped] = -1, shape, False
+    modules, sources, names = [], [], []
+    for key in order:
+        node = graph.nodes[key]
+        if key in index or isinstance(node, nir.Output):
+            continue
+        build = builders.get(type(node))
+        if build is None:
+            raise NIRExportError(
+                f"{key}: NIR node {type(node).__name__} has no bsnn_jax layer; from_nir reads "
+                f"{sorted(t.__name__ for t in builders)}, Input and Output"
+            )
+        in_shapes = {shapes[p] for p in preds[key]}
+        if len(in_shapes) != 1:
+            raise NIRExportError(f"{key} sums inputs of different shapes {sorted(in_shapes)} (or has no input)")
+        ctx = _Ctx(in_shapes.pop(), all(spikes[p] for p in preds[key]), float(dt), variant, key in readouts)
+        module, shapes[key], spikes[key] = build(key, node, ctx)
+        index[key] = len(modules)
+        modules.append(module)
+        sources.append([index[p] for p in preds[key]])
+        names.append(key)
+    binary = any(getattr(m, "binary", False) for m in modules)
+    model = g.GraphNet(
+        modules,
+        sources,
+        [index[p] for p in preds[output]],
+        names,
+        input_shape=_our_shape(shape),
+        timesteps=timesteps,
+        variant="bsnn" if binary else "fp",
+        name=name,
+    )
     model.eval()
     return ImportedNIR(model, norm)
-
-
-def _cfg_shape(cfg, chw: tuple[int, int, int]) -> tuple[int, int, int]:
-    """The (C, H, W) after the VGG stack ``cfg`` (ints are 3x3 'same' convs, "A" 2x2 pools)."""
-    c, h, w = chw
-    for item in cfg:
-        if item == "A":
-            h, w = h // 2, w // 2
-        else:
-            c = item
-    return c, h, w

@@ -1,6 +1,8 @@
-"""The deployed network: every ``ConvUnit`` replaced by a ``PackedConvUnit`` (BN folded).
+"""The deployed network: every unit (``ConvUnit``, ``Conv1dUnit``, ``DenseUnit``) replaced by a
+``PackedConvUnit`` (BN folded).
 
-A unit ``BN(conv(x, W))`` of the trained model, with ``W = gamma * sign(w)`` for a binary conv
+A unit ``BN(conv(x, W))`` of the trained model (``conv`` a 2-D or 1-D convolution or a dense
+layer), with ``W = gamma * sign(w)`` for a binary conv
 (``gamma = mean |w|`` per output channel; 1 for a latent-free +-1 kernel, whose mean |w| is 1)
 and ``W = w`` for a full-precision one, plus the conv bias ``c`` if any, becomes, in evaluation
 mode (BN with its running ``mean``, ``var``)::
@@ -34,11 +36,11 @@ from jax import lax
 
 from bsnn_jax import ops
 from bsnn_jax.export.bits import pack_signs_jax, unpack_signs_jax
-from bsnn_jax.models import ConvUnit
-from bsnn_jax.nn import AGMM
+from bsnn_jax.models.common import NormalizedUnit
+from bsnn_jax.nn import AGMM, BinaryConv, BinaryConv1d, SynapticLayer
 from bsnn_jax.nn.online_state import submodule
 from bsnn_jax.nn.time import time_map
-from bsnn_jax.ops import conv2d
+from bsnn_jax.ops import conv1d, conv2d
 
 
 class SignBits(nnx.Variable):
@@ -49,17 +51,25 @@ class FoldedAffine(nnx.Variable):
     """Per-channel ``scale`` or ``shift`` of a conv with its BN (and gamma) folded in."""
 
 
+def synapse(unit: NormalizedUnit) -> SynapticLayer:
+    """The synaptic layer of a unit: ``conv`` of the conv units, ``dense`` of ``DenseUnit``."""
+    return unit.dense if hasattr(unit, "dense") else unit.conv
+
+
 class PackedConvUnit(nnx.Module):
     """``y = conv(x, K) * scale + shift``, then AGMM if the trained unit had it (module docstring).
 
-    ``kernel`` is ``SignBits`` (uint8, ``ceil(N/8)`` bytes) for a binary conv, or the float
-    kernel (``nnx.Param``, HWIO) for a full-precision one; ``kernel_shape`` is the HWIO shape.
+    ``kernel`` is ``SignBits`` (uint8, ``ceil(N/8)`` bytes) for a binary layer, or the float
+    kernel (``nnx.Param``) for a full-precision one; ``kernel_shape`` is its shape (HWIO, WIO
+    or IO); ``kind`` is ``"conv2d"``, ``"conv1d"`` or ``"dense"``.
     """
 
-    def __init__(self, unit: ConvUnit, kernel: jax.Array, scale: jax.Array, shift: jax.Array, agmm: AGMM | None):
-        conv = unit.conv
+    def __init__(self, unit: NormalizedUnit, kernel: jax.Array, scale: jax.Array, shift: jax.Array, agmm: AGMM | None):
+        conv = synapse(unit)
         self.binary, self.kernel_shape = conv.binary, tuple(conv.kernel.shape)
-        self.strides, self.padding, self.time_fold = conv.strides, conv.padding, conv.time_fold
+        self.kind = "conv2d" if isinstance(conv, BinaryConv) else "conv1d" if isinstance(conv, BinaryConv1d) else "dense"
+        self.strides = getattr(conv, "strides", 1)
+        self.padding, self.time_fold = getattr(conv, "padding", 0), getattr(conv, "time_fold", False)
         self.kernel = SignBits(kernel) if self.binary else nnx.Param(kernel)
         self.scale, self.shift = FoldedAffine(scale), FoldedAffine(shift)
         self.agmm = agmm
@@ -70,16 +80,21 @@ class PackedConvUnit(nnx.Module):
             return unpack_signs_jax(self.kernel[...], self.kernel_shape)
         return self.kernel[...].astype(jnp.float32)
 
+    def _linear(self, x: jax.Array, w: jax.Array) -> jax.Array:
+        if self.kind == "dense":
+            return x @ w
+        if self.kind == "conv1d":
+            return time_map(lambda step: conv1d(step, w, self.padding), x, fold=self.time_fold)
+        return time_map(lambda step: conv2d(step, w, self.strides, self.padding), x, fold=self.time_fold)
+
     def __call__(self, x: jax.Array) -> jax.Array:
-        w = self.weight()
-        conv = lambda step: conv2d(step, w, self.strides, self.padding)  # noqa: E731
-        y = time_map(conv, x.astype(jnp.float32), fold=self.time_fold) * self.scale[...] + self.shift[...]
+        y = self._linear(x.astype(jnp.float32), self.weight()) * self.scale[...] + self.shift[...]
         return y if self.agmm is None else self.agmm(y)
 
 
-def fold_unit(unit: ConvUnit) -> PackedConvUnit:
+def fold_unit(unit: NormalizedUnit) -> PackedConvUnit:
     """The packed unit computing ``unit`` in evaluation mode (the module docstring's equations)."""
-    conv, bn = unit.conv, unit.bn
+    conv, bn = synapse(unit), unit.bn
     w = conv.kernel[...].astype(jnp.float32)
     channels = w.shape[-1]
     # As flax.nnx.BatchNorm (``_normalize``): mul = rsqrt(var + eps) * scale.
@@ -98,7 +113,7 @@ def fold_unit(unit: ConvUnit) -> PackedConvUnit:
 
 
 def to_packed(model: nnx.Module) -> tuple[nnx.Module, list[str]]:
-    """A copy of ``model`` (any family) with every ``ConvUnit`` folded into a ``PackedConvUnit``.
+    """A copy of ``model`` (any family) with every unit (conv, 1-D conv, dense) folded into a ``PackedConvUnit``.
 
     Works on concrete models (export) and inside ``nnx.eval_shape`` (``load`` rebuilds the
     structure from the manifest's architecture without computing anything). ``model``'s own
@@ -108,7 +123,7 @@ def to_packed(model: nnx.Module) -> tuple[nnx.Module, list[str]]:
       ``(packed model, dotted paths of the folded units)``.
     """
     packed = nnx.merge(*nnx.split(model))  # new module objects, same arrays
-    paths = [path for path, m in nnx.iter_modules(packed) if isinstance(m, ConvUnit)]
+    paths = [path for path, m in nnx.iter_modules(packed) if isinstance(m, NormalizedUnit)]
     for path in paths:
         parent = submodule(packed, path[:-1])
         folded = fold_unit(submodule(parent, path[-1:]))

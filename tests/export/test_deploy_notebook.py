@@ -12,4 +12,4 @@ def test_deploy_notebook_executes(tmp_path, monkeypatch):
     for name in (".bsnn reloaded", "NIR imported"):
         assert float(rows[name][-1].rstrip("%")) >= 99.0, text  # same class as the trained model
     assert "1 value each" in text  # binary kernels: one magnitude per output channel
-    assert "imported: nir binary" in text
+    assert "binary layers ['units.1', 'units.2']" in text  # the imported graph holds the binary convs as binary layers

@@ -40,6 +40,9 @@ CASES = {
     "small_cnn_fp": dict(name="small_cnn", variant="fp", timesteps=2, num_classes=10, input_shape=(8, 8, 1)),
     "small_cnn_bsnn": dict(name="small_cnn", variant="bsnn", timesteps=2, num_classes=10, input_shape=(8, 8, 1)),
     "tiny_resnet_agmm": dict(name="tiny_resnet", variant="agmm", timesteps=2, num_classes=5, input_shape=(8, 8, 3)),
+    # dense and 1-D conv units fold like the 2-D ones (export.packed.PackedConvUnit.kind)
+    "mlp_bsnn": dict(name="mlp", variant="bsnn", timesteps=2, num_classes=5, input_shape=(2, 3, 4)),
+    "conv1d_agmm": dict(name="conv1d", variant="agmm", timesteps=2, num_classes=5, input_shape=(16, 1, 2)),
 }
 # Full-precision kernels stored in float16: every conv of small_cnn_fp, the stem and shortcut
 # convs of tiny_resnet_agmm, and both classifiers.

@@ -1,5 +1,5 @@
 """The MLP and 1-D families under the library's training and measuring machinery: online T-BSO,
-firing/SOP metrics, and the export's refusal."""
+firing/SOP metrics."""
 
 import jax.numpy as jnp
 import numpy as np
@@ -7,7 +7,7 @@ import optax
 import pytest
 from flax import nnx
 
-from bsnn_jax import export, metrics, models, optim
+from bsnn_jax import metrics, models, optim
 from bsnn_jax.nn import BinaryParam
 from bsnn_jax.train.online import make_online_train_step
 from bsnn_jax.train.state import create_train_state
@@ -74,11 +74,3 @@ def test_activity_of_the_mlp_by_hand():
     assert sorted(counted) == sorted(rates)
     for k in rates:
         assert rates[k] == pytest.approx(counted[k], rel=1e-5)
-
-
-def test_export_refuses_dense_and_1d_units(tmp_path):
-    model = models.create("mlp", variant="bsnn", num_classes=3, timesteps=T, input_shape=(6,))
-    description = {"name": "mlp", "variant": "bsnn", "timesteps": T, "num_classes": 3, "input_shape": [6], "neuron": {}}
-    with pytest.raises(export.ExportError, match=r"mlp: the .bsnn format packs the 2-D conv families only, this model has \['DenseUnit'\]"):
-        export.save(model, description, tmp_path / "m.bsnn")
-    assert not (tmp_path / "m.bsnn").exists()
