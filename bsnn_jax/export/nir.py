@@ -63,7 +63,7 @@ from bsnn_jax.models.common import Conv1dUnit, DenseUnit, NormalizedUnit
 from bsnn_jax.models.mlp import SpikingMLP
 from bsnn_jax.models.resnet import BiRealResNet
 from bsnn_jax.models.vgg import SpikingVGG
-from bsnn_jax.nn import LIF
+from bsnn_jax.nn import LIF, RecurrentLIF
 
 
 class NIRExportError(ValueError):
@@ -117,6 +117,11 @@ def _check_expressible(model) -> None:
             raise NIRExportError(
                 f"{name} is followed by AGMM, whose per-sample gain sigmoid(alpha[t] * mean X[t]) (AGMM Eq. 11) has no NIR "
                 "primitive; export the vanilla BSNN or FP-SNN variant (train with --config.model.variant=bsnn or fp)"
+            )
+        if isinstance(m, RecurrentLIF):
+            raise NIRExportError(
+                f"{name} is a recurrent layer (I[t] = W x[t] + V s[t-1]); the NIR export writes feed-forward graphs and "
+                "does not map V yet; export a model trained with --config.model.recurrent=false, or use the .bsnn export"
             )
         if isinstance(m, LIF):
             _check_lif(m)
