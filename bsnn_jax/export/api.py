@@ -8,7 +8,10 @@ What is stored (manifest fields beside the tensor table of ``export.fileformat``
   ``scale``/``shift`` (``export.packed``): all of them in every family, ``mlp`` and ``conv1d`` included.
 * tensors, named by their path in the packed network: ``<unit>.kernel`` as ``sign_bits`` for a
   binary layer, float for a full-precision one; ``<unit>.scale``, ``<unit>.shift``,
-  ``<unit>.agmm.alpha`` and the classifier ``fc.kernel``, ``fc.bias``. Floats are float32;
+  ``<unit>.agmm.alpha`` and the classifier ``fc.kernel``, ``fc.bias``. A binary layer outside
+  any unit (the recurrent V of a recurrent ``mlp``, ``lifs.<i>.recurrent``) is stored the same
+  way: ``<layer>.kernel`` as ``sign_bits`` and its gamma (mean |V| per output unit) as float32
+  ``<layer>.scale``. Floats are float32;
   with ``fp16=True`` the full-precision kernels (``nnx.Param`` of ndim >= 2, where the bytes
   are) are float16, per-channel vectors stay float32. ``load`` computes in float32.
 * ``normalization`` (``{scale, mean, std}`` of ``data.Normalization``, or null): what turns the
@@ -32,7 +35,7 @@ from flax import nnx
 from bsnn_jax import models
 from bsnn_jax.data.base import Normalization
 from bsnn_jax.export import fileformat
-from bsnn_jax.export.packed import PackedConvUnit, SignBits, to_packed
+from bsnn_jax.export.packed import PackedConvUnit, PackedSynapse, SignBits, to_packed
 from bsnn_jax.metrics import model_size
 from bsnn_jax.ops import compiler
 
@@ -252,8 +255,12 @@ class PackedModel:
 
 
 def _binary_kernel_shapes(packed: nnx.Module) -> dict[str, tuple[int, ...]]:
-    """``{"<unit>.kernel": HWIO shape}`` of the binary conv units of a packed network."""
-    return {_path(p) + ".kernel": m.kernel_shape for p, m in nnx.iter_modules(packed) if isinstance(m, PackedConvUnit) and m.binary}
+    """``{"<layer>.kernel": shape}`` of the packed network's binary kernels: folded units' and packed synapses'."""
+    return {
+        _path(p) + ".kernel": m.kernel_shape
+        for p, m in nnx.iter_modules(packed)
+        if isinstance(m, PackedSynapse) or (isinstance(m, PackedConvUnit) and m.binary)
+    }
 
 
 def load(path: str | os.PathLike) -> PackedModel:

@@ -25,9 +25,17 @@ multiple of 1/4 below ``fan_in`` and float32 (24-bit mantissa) holds it exactly 
 (28-33 ms vs 27-34 ms for a 256x14x14x32 -> 64 conv on this machine), and float32 needs no
 per-layer bookkeeping of the pooling denominator. The kernel stays packed in the module
 (``SignBits``, uint8) and is unpacked to +-1 inside the jitted forward pass.
+
+A binary ``SynapticLayer`` outside any unit (the recurrent V of ``nn.RecurrentLIF``, which no BN
+follows) is packed in place (``pack_synapse``): its kernel becomes ``SignBits`` plus a float32
+per-output-channel ``scale = gamma``, and its ``weight`` is ``scale * K``, exactly the
+``gamma * sign(w)`` of AGMM Eq. 5 it computed before (``ops.binarize``), so every caller of the
+layer (its ``__call__``, or ``weight`` as ``RecurrentLIF`` reads it) runs unchanged.
 """
 
 from __future__ import annotations
+
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -112,8 +120,39 @@ def fold_unit(unit: NormalizedUnit) -> PackedConvUnit:
     return PackedConvUnit(unit, kernel, scale, shift, unit.agmm)
 
 
+class PackedSynapse(SynapticLayer):
+    """Mixin of a packed binary layer: ``kernel`` is ``SignBits`` of ``kernel_shape``, ``scale`` its gamma.
+
+    ``packed_class`` puts it before the layer's own class, so the layer keeps its linear map
+    (``_apply``), bias and call; only the kernel it reads changes.
+    """
+
+    def weight(self, dtype) -> jax.Array:
+        """``gamma * sign(w)`` (AGMM Eq. 5) from the stored bits and per-output-channel ``scale``."""
+        return (unpack_signs_jax(self.kernel[...], self.kernel_shape) * self.scale[...]).astype(dtype)
+
+
+@functools.cache
+def packed_class(cls: type[SynapticLayer]) -> type[SynapticLayer]:
+    """``cls`` with ``PackedSynapse.weight`` (one class per layer class, so ``load`` rebuilds the same graph)."""
+    return type(f"Packed{cls.__name__}", (PackedSynapse, cls), {"__module__": __name__})
+
+
+def pack_synapse(layer: SynapticLayer) -> None:
+    """Turns binary ``layer`` into its ``packed_class`` in place: kernel to sign bits, gamma to ``scale``.
+
+    gamma = mean |w| per output channel (AGMM Eq. 5, ``ops.channel_scale``); a latent-free +-1
+    kernel (``nn.latent_free``, used unscaled) has mean |w| = 1, so it computes the same.
+    """
+    w = layer.kernel[...].astype(jnp.float32)
+    layer.__class__ = packed_class(type(layer))
+    layer.kernel_shape = tuple(w.shape)
+    layer.kernel, layer.scale = SignBits(pack_signs_jax(w)), FoldedAffine(ops.channel_scale(w))
+
+
 def to_packed(model: nnx.Module) -> tuple[nnx.Module, list[str]]:
-    """A copy of ``model`` (any family) with every unit (conv, 1-D conv, dense) folded into a ``PackedConvUnit``.
+    """A copy of ``model`` (any family) with every unit (conv, 1-D conv, dense) folded into a ``PackedConvUnit``
+    and every other binary ``SynapticLayer`` packed by ``pack_synapse``.
 
     Works on concrete models (export) and inside ``nnx.eval_shape`` (``load`` rebuilds the
     structure from the manifest's architecture without computing anything). ``model``'s own
@@ -131,4 +170,6 @@ def to_packed(model: nnx.Module) -> tuple[nnx.Module, list[str]]:
             parent[path[-1]] = folded
         else:
             setattr(parent, path[-1], folded)
+    for module in [m for _, m in nnx.iter_modules(packed) if isinstance(m, SynapticLayer) and m.binary]:
+        pack_synapse(module)
     return packed, [".".join(map(str, p)) for p in paths]

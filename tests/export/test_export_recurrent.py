@@ -1,18 +1,97 @@
-"""``.bsnn`` of a recurrent MLP: the file computes the model's logits (its V kept at float32 for now)."""
+"""``.bsnn`` of a recurrent MLP: V stored as sign bits plus its per-unit gamma, the file computes the model.
+
+The recurrent V (``lifs.<i>.recurrent``, ``nn.RecurrentLIF``) is the one binary kernel no BN
+follows, so ``export.packed.pack_synapse`` packs it in place instead of folding it into a unit.
+The checks here read the file with the test's own reader (``conftest.parse_bsnn``) and decode
+its bits with numpy, independently of ``export.bits``.
+"""
 
 import jax
+import jax.numpy as jnp
 import numpy as np
+import pytest
+from conftest import parse_bsnn
 
 from bsnn_jax import export, models
+from bsnn_jax import nn as bsnn_nn
 
-DESCRIPTION = dict(name="mlp", variant="bsnn", num_classes=4, input_shape=(6,), timesteps=3, recurrent=True)
+INPUT, HIDDEN, CLASSES = 6, (256, 256, 256), 4  # the registry's mlp widths
+DESCRIPTION = dict(name="mlp", variant="bsnn", num_classes=CLASSES, input_shape=(INPUT,), timesteps=3, recurrent=True)
 
 
-def test_recurrent_mlp_file_computes_the_model(tmp_path):
-    model = models.create(**DESCRIPTION, rngs=0)
+def _model(variant="bsnn"):
+    model = models.create(**{**DESCRIPTION, "variant": variant}, rngs=0)
     model.eval()
-    x = np.asarray(jax.random.normal(jax.random.key(1), (5, 6)))
-    export.save(model, DESCRIPTION, tmp_path / "r.bsnn")
-    loaded = export.load(tmp_path / "r.bsnn")
-    np.testing.assert_allclose(loaded.logits(x), np.asarray(model(x)).mean(0), atol=1e-5)
-    assert any(np.any(np.asarray(lif.recurrent.kernel[...]) != 0) for lif in model.lifs)  # V takes part
+    return model
+
+
+@pytest.fixture(scope="module")
+def x():
+    return np.asarray(jax.random.normal(jax.random.key(1), (5, INPUT)))
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory, x):
+    model = _model()
+    path = tmp_path_factory.mktemp("rec") / "r.bsnn"
+    return dict(model=model, path=path, result=export.save(model, DESCRIPTION, path), want=np.asarray(model(x)).mean(0))
+
+
+def test_recurrent_mlp_file_computes_the_model(exported, x):
+    np.testing.assert_allclose(export.load(exported["path"]).logits(x), exported["want"], atol=1e-5)
+    assert all(np.any(np.asarray(lif.recurrent.kernel[...]) != 0) for lif in exported["model"].lifs)  # V takes part
+
+
+def test_recurrent_kernel_is_stored_as_sign_bits_and_gamma(exported):
+    f = parse_bsnn(exported["path"])
+    for i, lif in enumerate(exported["model"].lifs):
+        v = np.asarray(lif.recurrent.kernel[...])
+        n = v.shape[0]
+        entry = f.tensor(f"lifs.{i}.recurrent.kernel")
+        assert (entry["encoding"], entry["shape"], entry["nbytes"]) == ("sign_bits", [n, n], -(-n * n // 8))
+        # The documented layout: output unit major, bit 1 = +1, least significant bit first.
+        bits = np.unpackbits(np.frombuffer(f.tensor_data(entry["name"]), np.uint8), bitorder="little")[: n * n]
+        np.testing.assert_array_equal(bits.reshape(n, n).T, v >= 0)
+        np.testing.assert_allclose(f.raw_array(f"lifs.{i}.recurrent.scale"), np.abs(v).mean(axis=0), rtol=1e-6)
+
+
+def test_payload_is_one_bit_per_binary_weight_plus_float_vectors(exported):
+    """Hand count: 1 bit per V and binary dense weight (bytes padded per tensor), 4 bytes per float."""
+    bits = lambda n: -(-n // 8)  # noqa: E731
+    dense = 4 * INPUT * HIDDEN[0] + sum(bits(a * b) for a, b in zip(HIDDEN, HIDDEN[1:]))  # the first one float
+    folded = sum(4 * 2 * h for h in HIDDEN)  # scale + shift per unit
+    recurrent = sum(bits(h * h) + 4 * h for h in HIDDEN)  # sign bits + gamma per layer
+    classifier = 4 * (HIDDEN[-1] * CLASSES + CLASSES)
+    result = exported["result"]
+    assert result["payload_bytes"] == dense + folded + recurrent + classifier == parse_bsnn(exported["path"]).payload_len
+    # The size report (metrics.model_size) counts 1 bit per weight and 2 BN floats per unit, as the
+    # file does, but leaves gamma out as folded into BN: V has no BN, so the file adds V's gammas.
+    assert result["payload_bytes"] == result["report_bytes"] + 4 * sum(HIDDEN)
+
+
+def test_latent_free_recurrent_model_round_trips(tmp_path, x):
+    """A T-BSO-trained model: every binary kernel +-1, used as stored (``nn.latent_free``), gamma 1."""
+    model = _model()
+    for _, layer in nnx_binary_layers(model):
+        layer.kernel[...] = jnp.where(layer.kernel[...] >= 0, 1.0, -1.0)
+    bso = bsnn_nn.latent_free(model)
+    export.save(bso, DESCRIPTION, tmp_path / "bso.bsnn")
+    f = parse_bsnn(tmp_path / "bso.bsnn")
+    for i in range(len(HIDDEN)):
+        np.testing.assert_array_equal(f.raw_array(f"lifs.{i}.recurrent.scale"), 1.0)
+    np.testing.assert_allclose(export.load(tmp_path / "bso.bsnn").logits(x), np.asarray(bso(x)).mean(0), atol=1e-5)
+
+
+def test_fp_variant_keeps_float_recurrent_kernels(tmp_path, x):
+    model = _model("fp")
+    export.save(model, {**DESCRIPTION, "variant": "fp"}, tmp_path / "fp.bsnn")
+    f = parse_bsnn(tmp_path / "fp.bsnn")
+    np.testing.assert_array_equal(f.raw_array("lifs.1.recurrent.kernel"), np.asarray(model.lifs[1].recurrent.kernel[...]))
+    assert not any(t["name"].endswith("recurrent.scale") for t in f.manifest["tensors"])
+    np.testing.assert_allclose(export.load(tmp_path / "fp.bsnn").logits(x), np.asarray(model(x)).mean(0), atol=1e-5)
+
+
+def nnx_binary_layers(model):
+    from flax import nnx
+
+    return [(p, m) for p, m in nnx.iter_modules(model) if isinstance(m, bsnn_nn.SynapticLayer) and m.binary]
