@@ -145,6 +145,8 @@ def pack_synapse(layer: SynapticLayer) -> None:
     kernel (``nn.latent_free``, used unscaled) has mean |w| = 1, so it computes the same.
     """
     w = layer.kernel[...].astype(jnp.float32)
+    # A class swap, not a wrapper: the parent calls the layer or reads its ``weight``
+    # (``RecurrentLIF``), and its strides, padding, bias and modes all stay as trained.
     layer.__class__ = packed_class(type(layer))
     layer.kernel_shape = tuple(w.shape)
     layer.kernel, layer.scale = SignBits(pack_signs_jax(w)), FoldedAffine(ops.channel_scale(w))
