@@ -63,6 +63,7 @@ class GraphSynapse(SynapticLayer):
             spike_input=spike_input,
             binarizable=binary,
             compute_dtype=None,
+            detach_scale=False,
             rngs=nnx.Rngs(0),
         )
         self.gain = nnx.Param(jnp.asarray(gain, jnp.float32)) if binary else None
