@@ -102,3 +102,26 @@ def test_masked_call_falls_back_to_flax(inputs):
 def test_bad_shapes_name_the_shapes():
     with pytest.raises(ValueError, match=r"scale, bias \[C\]"):
         batch_norm(jnp.ones((4, 3)), jnp.ones(2), jnp.ones(3))
+
+
+def test_small_network_gradients_equal_the_flax_and_autodiff_path(monkeypatch):
+    """A small BSNN's gradients with the new defaults (ops.batch_norm, fused LIF) against the path
+    before them (Flax's BatchNorm, autodiff through lif_step), within float rounding."""
+    from bsnn_jax import models
+
+    x = jax.random.normal(jax.random.key(2), (2, 8, 8, 3))
+    labels = jnp.array([1, 3])
+
+    def grads(neuron):
+        model = models.create("small_cnn", variant="bsnn", timesteps=2, input_shape=(8, 8, 3), neuron=neuron, rngs=0)
+
+        def loss(m):
+            return -jnp.mean(jax.nn.log_softmax(m(x).mean(0))[jnp.arange(2), labels])
+
+        return nnx.state(nnx.grad(loss)(model), nnx.Param)
+
+    new = grads({"fused": True})
+    monkeypatch.setattr(BatchNorm, "__call__", nnx.BatchNorm.__call__)
+    old = grads({"fused": False})
+    for (path, a), (_, b) in zip(jax.tree.leaves_with_path(new), jax.tree.leaves_with_path(old), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6, err_msg=jax.tree_util.keystr(path))
