@@ -104,8 +104,8 @@ class Config:
         calls and the timing of the method's larger T.
       input_shape: ``(H, W, C)``; the family's own by default.
       seed: of the model and the batch.
-      lif: a ``LIF_BACKWARDS`` key: the fused custom_vjp LIF (the default, as ``nn.LIF``'s),
-        autodiff through the scanned steps, or the fused one keeping H[t] in bfloat16.
+      lif: a ``LIF_BACKWARDS`` key: autodiff through the scanned steps (the default, as
+        ``nn.LIF``'s), the fused custom_vjp LIF, or the fused one keeping H[t] in bfloat16.
     """
 
     model: str = "vgg11"
@@ -117,7 +117,7 @@ class Config:
     step_time_limit: float = 15.0
     input_shape: tuple[int, int, int] | None = None
     seed: int = 0
-    lif: str = "fused"
+    lif: str = "autodiff"
 
     def __post_init__(self):
         if self.lif not in LIF_BACKWARDS:

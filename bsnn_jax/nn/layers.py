@@ -302,8 +302,8 @@ class LIF(nnx.Module):
     and starts the next call from it; the online step passes that state in as a constant, so
     no gradient flows through time.
 
-    ``fused`` (default) and ``save_dtype`` choose how BPTT's backward is computed and what it
-    keeps (``ops.lif_scan``): not what the layer computes.
+    ``fused`` and ``save_dtype`` choose how BPTT's backward is computed and what it keeps
+    (``ops.lif_scan``): not what the layer computes.
     """
 
     def __init__(
@@ -316,7 +316,7 @@ class LIF(nnx.Module):
         surrogate: str = "triangle",
         beta: float = 1.0,
         unroll: int | bool = True,
-        fused: bool = True,
+        fused: bool = False,
         save_dtype: str | None = None,
     ):
         check_surrogate(surrogate)

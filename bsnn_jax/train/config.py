@@ -74,7 +74,8 @@ def _model_fields() -> ml_collections.ConfigDict:
 
 
 # How BPTT differentiates the LIF (nn.LIF, ops.lif_scan), not what it computes (issue 20). fused:
-# one custom_vjp over the T steps that keeps only the pre-reset membranes H[t]; save_dtype: keep
+# one custom_vjp over the T steps that keeps only the pre-reset membranes H[t] (the same memory
+# as autodiff on XLA:CPU, not shown to be never slower, so off by default); save_dtype: keep
 # H[t] in that dtype ("bfloat16": 10% less XLA memory at T >= 16 on VGG-11, the surrogate
 # gradients from a rounded membrane; None: exact). benchmarks/results/bptt_memory.md.
 NEURON_BACKWARD_KEYS = ("model.neuron.fused", "model.neuron.save_dtype")
@@ -82,7 +83,7 @@ SAVE_DTYPES = ("bfloat16", "float16", "float32")
 
 
 def _neuron_backward_fields(neuron: ml_collections.ConfigDict) -> None:
-    neuron.fused = True
+    neuron.fused = False
     neuron.save_dtype = config_dict.placeholder(str)
 
 

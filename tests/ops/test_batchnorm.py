@@ -105,8 +105,8 @@ def test_bad_shapes_name_the_shapes():
 
 
 def test_small_network_gradients_equal_the_flax_and_autodiff_path(monkeypatch):
-    """A small BSNN's gradients with the new defaults (ops.batch_norm, fused LIF) against the path
-    before them (Flax's BatchNorm, autodiff through lif_step), within float rounding."""
+    """A small BSNN's gradients with ops.batch_norm and the fused LIF against Flax's BatchNorm and
+    autodiff through lif_step (the path before issue 20), within float rounding."""
     from bsnn_jax import models
 
     x = jax.random.normal(jax.random.key(2), (2, 8, 8, 3))

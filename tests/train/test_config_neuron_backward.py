@@ -28,8 +28,8 @@ def test_bad_values_name_the_field_and_the_fix(overrides, message):
 
 def test_defaults_and_overrides_reach_every_lif():
     config = C.default_config()
-    assert config.model.neuron.fused is True and config.model.neuron.save_dtype is None
-    config = O.apply_overrides(config, [("model.neuron.save_dtype", "bfloat16")])
+    assert config.model.neuron.fused is False and config.model.neuron.save_dtype is None
+    config = O.apply_overrides(config, [("model.neuron.fused", "true"), ("model.neuron.save_dtype", "bfloat16")])
     C.validate(config)
     model = models.create("small_cnn", variant="bsnn", timesteps=2, input_shape=(8, 8, 3), neuron=config.model.neuron.to_dict(), rngs=0)
     lifs = [node for _, node in nnx.iter_graph(model) if isinstance(node, LIF)]
