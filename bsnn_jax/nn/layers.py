@@ -272,8 +272,8 @@ class BatchNorm(nnx.BatchNorm):
     code's BN on the flattened ``T*B`` batch; on ``[1, B, ...]`` it is per time step (online
     training). ``momentum=0.9`` matches PyTorch's default 0.1 update rate.
 
-    Training mode normalises with ``ops.batch_norm``, whose backward keeps only the normalised
-    input (one activation instead of autodiff's two): the same outputs, running statistics and
+    Training mode normalises with ``ops.batch_norm``, whose backward keeps only its input and
+    per-channel statistics (one activation instead of autodiff's two): the same outputs, running statistics and
     gradients as Flax's BatchNorm (its ``use_fast_variance`` statistics). Options that function
     does not cover (a ``mask``, ``axis_name``, another ``axis``, no scale or bias, exact variance)
     fall back to Flax's own computation.

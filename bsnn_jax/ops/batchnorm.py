@@ -1,11 +1,12 @@
-"""Training-mode batch normalisation whose backward keeps only the normalised input.
+"""Training-mode batch normalisation whose backward keeps one activation: its input.
 
 Autodiff through Flax's BatchNorm (``use_fast_variance=True``: ``var = mean(x^2) - mean(x)^2``)
 keeps two activations per neuron and time step for the backward: ``x`` (for the variance) and
-``x - mean`` (for the normalisation). The gradient needs neither: written in terms of
-``x_hat = (x - mean) / sqrt(var + eps)`` and the per-channel ``1 / sqrt(var + eps)`` it is one
-activation (Ioffe & Szegedy 2015, Sec. 3), which is 4 of the 16 bytes per neuron and step that
-BPTT kept on VGG-11 (``benchmarks/results/bptt_memory.md``).
+``x - mean`` (for the normalisation). Written in terms of ``x_hat = (x - mean) / sqrt(var + eps)``
+and the per-channel statistics the gradient needs one activation (Ioffe & Szegedy 2015, Sec. 3):
+this keeps ``x`` and rebuilds ``x_hat`` in the backward pass, 4 of the 16 bytes per neuron and
+step BPTT kept on VGG-11 (XLA:CPU kept ``x`` anyway, read by the LIF's fused forward steps;
+``benchmarks/results/bptt_memory.md``).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ def batch_norm(x: jax.Array, scale: jax.Array, bias: jax.Array, epsilon: float =
     its BatchNorm computes and averages into its running statistics),
     ``y = (x - mu) * (scale / sqrt(var + eps)) + bias`` (Ioffe & Szegedy 2015, Alg. 1).
 
-    The backward (a ``custom_vjp``) keeps ``x_hat`` and per-channel statistics only and returns
+    The backward (a ``custom_vjp``) keeps ``x`` and per-channel statistics only and returns
     autodiff's gradients up to float rounding (N elements per channel, ``g_hat = g * scale``):
     ``dL/dx = rstd * (g_hat - mean(g_hat) - x_hat * mean(g_hat * x_hat)) + dL/dmu / N +
     dL/dvar * 2 x_hat / (rstd N)``, ``dL/dscale = sum(g * x_hat)``, ``dL/dbias = sum(g)``.
@@ -75,6 +76,7 @@ def _bwd(epsilon, residuals, cotangents):
     g_bias = jnp.sum(g, axes)
     # x_hat made to depend on g (0 * sum(g)): XLA:CPU otherwise scheduled every layer's x_hat at the
     # start of the backward pass, all live at once, instead of when the layer's gradient arrives.
+    # (0 * v is not folded for floats; a non-finite gradient gives a non-finite x_hat, as it would.)
     x_hat = (x - mean) * (rstd + 0 * g_bias)
     g_scale = jnp.sum(g * x_hat, axes)
     g_hat = g * scale
