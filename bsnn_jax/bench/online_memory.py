@@ -33,18 +33,20 @@ over 15 s (memory is reported for every T). On 2 shared CPU cores (jax 0.10.2) t
 took 14 min, most of it compiling: the unrolled online step at T = 32 alone takes 6.6 min to
 compile, BPTT's 1 min (its T = 32 step would need 4.7 GB and several seconds per call).
 
-Measured (``benchmarks/results/online_memory.json``), peak MiB at T = 1 / 2 / 4 / 8 / 16 / 32:
+Measured (``benchmarks/results/online_memory.json``, ``--methods bptt,online --time-max-t 32
+--step-time-limit 60 --repeats 2 --lif fused``; the default ``--lif autodiff`` compiles to the
+same bytes), peak MiB at T = 1 / 2 / 4 / 8 / 16 / 32:
 
-- ``bptt``: 211 / 229 / 303 / 473 / 1420 / 4812; faster than linear in T (x3.4 from 16 to 32).
-- ``online``: 165 / 179 / 179 / 179 / 179 / 179: T = 32 is 1.08x T = 1 and equal to T = 2. What
-  the loop adds to the loop-free T = 1 step is the state carried between steps (membranes and
-  traces, 1.7 MiB per example). BPTT / online at T = 32: 26.9x (the BSO paper: 58 GB / 2.9 GB =
-  20x at T = 35).
-- ``online_unrolled``: 165 / 170 / 192 / 249 / 363 / 592: XLA keeps buffers of earlier steps alive.
+- ``bptt``: 194 / 213 / 252 / 327 / 621 / 1081 (XLA temp 123 / 142 / 181 / 256 / 551 / 1011:
+  1.41x, 2.15x, 1.84x per doubling from T = 4); before ``ops.batch_norm`` (issue 20) 211 / - /
+  289 / 418 / 815 / 1467, and before issue 14 4812 at T = 32.
+- ``online``: 143 / 197 / 197 / 197 / 197 / 197: flat from T = 2 on; T = 1 is the loop-free step.
+  BPTT / online at T = 32: 5.5x (the BSO paper: 58 GB / 2.9 GB = 20x at T = 35).
+- ``online_unrolled`` (not in that run; the tree before issue 14): 165 / 170 / 192 / 249 / 363 /
+  592: XLA keeps buffers of earlier steps alive.
 
-Step time (median): BPTT 0.28 s at T = 1 to 4.9 s at T = 16; scanned online 0.40 s to 7.1 s,
-unrolled 0.49 s to 8.6 s, both about linear in T (the scan is no slower on XLA:CPU since
-``ops.conv2d`` keeps the loop body's convolutions in the canonical layout).
+Step time (median, machine at load ~15 on 2 cores: ratios only): BPTT 1.5 / 2.7 / 4.9 / 9.4 /
+21.9 s at T = 1..16, scanned online 1.1 / 2.8 / 8.7 / 14.1 / 34.3 / 41.2 s at T = 1..32.
 """
 
 from __future__ import annotations
@@ -104,8 +106,8 @@ class Config:
         calls and the timing of the method's larger T.
       input_shape: ``(H, W, C)``; the family's own by default.
       seed: of the model and the batch.
-      lif: a ``LIF_BACKWARDS`` key: autodiff through the scanned steps (the default), the fused
-        custom_vjp LIF, or the fused one keeping H[t] in bfloat16.
+      lif: a ``LIF_BACKWARDS`` key: autodiff through the scanned steps (the default, as
+        ``nn.LIF``'s), the fused custom_vjp LIF, or the fused one keeping H[t] in bfloat16.
     """
 
     model: str = "vgg11"

@@ -280,10 +280,27 @@ class BatchNorm(nnx.BatchNorm):
     On a time-major ``[T, B, H, W, C]`` tensor that is time and batch together, as the reference
     code's BN on the flattened ``T*B`` batch; on ``[1, B, ...]`` it is per time step (online
     training). ``momentum=0.9`` matches PyTorch's default 0.1 update rate.
+
+    Training mode normalises with ``ops.batch_norm``, whose backward keeps only its input and
+    per-channel statistics (one activation instead of autodiff's two): the same outputs, running statistics and
+    gradients as Flax's BatchNorm (its ``use_fast_variance`` statistics). Options that function
+    does not cover (a ``mask``, ``axis_name``, another ``axis``, no scale or bias, exact variance)
+    fall back to Flax's own computation.
     """
 
     def __init__(self, num_features: int, *, momentum: float = 0.9, rngs: nnx.Rngs, **kwargs):
         super().__init__(num_features, momentum=momentum, rngs=rngs, **kwargs)
+
+    def __call__(self, x: jax.Array, use_running_average: bool | None = None, *, mask: jax.Array | None = None) -> jax.Array:
+        running = self.use_running_average if use_running_average is None else use_running_average
+        plain = self.axis in (-1, x.ndim - 1) and self.use_fast_variance and self.axis_name is None and self.dtype is None
+        if running is not False or mask is not None or not plain or self.scale is None or self.bias is None:
+            return super().__call__(x, use_running_average, mask=mask)
+        y, mean, var = ops.batch_norm(x, self.scale[...], self.bias[...], self.epsilon)
+        m = self.momentum
+        self.mean[...] = lax.stop_gradient(m * self.mean[...] + (1 - m) * mean)
+        self.var[...] = lax.stop_gradient(m * self.var[...] + (1 - m) * var)
+        return y
 
 
 class LIF(nnx.Module):

@@ -2,6 +2,7 @@
 
 from bsnn_jax.ops import encode
 from bsnn_jax.ops.agmm import agmm
+from bsnn_jax.ops.batchnorm import batch_norm
 from bsnn_jax.ops.binarize import binarize, channel_scale, sign_ste
 from bsnn_jax.ops.conv import conv1d, conv2d
 from bsnn_jax.ops.lif import lif_scan, lif_step
@@ -13,6 +14,7 @@ __all__ = [
     "TRACES",
     "adaptive_decay",
     "agmm",
+    "batch_norm",
     "binarize",
     "channel_scale",
     "conv1d",

@@ -86,10 +86,11 @@ def lif_scan(
         spikes it returned) and recomputes the surrogate; ``False`` differentiates ``lif_step``
         through the scan (what autodiff keeps per step: H, S, 1 - S, the surrogate's operands).
         Both give the same gradients up to float rounding. Array ``tau``/``v_th``/``beta`` (learned
-        or traced) always take the autodiff path. Off by default: on XLA:CPU autodiff already
-        keeps only H and S, so the fused form compiled to the same buffers and measured no faster
-        (``benchmarks/results/bptt_memory.md``); with ``save_dtype`` it is the way to a smaller
-        BPTT footprint at long T.
+        or traced) always take the autodiff path. Off by default (``nn.LIF``,
+        ``model.neuron.fused``): on XLA:CPU autodiff already keeps only H and S, so the fused form
+        compiles to the same buffers (VGG-11 BPTT, also with ``ops.batch_norm``), and it was not
+        shown to be never slower at T = 1..4 (``benchmarks/results/bptt_memory.md``); with
+        ``save_dtype`` it is the way to a smaller BPTT footprint at long T.
       save_dtype: fused only: the dtype ``H[t]`` is kept in for the backward (e.g.
         ``jnp.bfloat16``: surrogate gradients from a rounded membrane); None: the membrane's own
         dtype (exact). Measured on VGG-11 BPTT (XLA:CPU): 10% less XLA memory at T >= 16, 11%

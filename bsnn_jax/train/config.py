@@ -70,7 +70,35 @@ def _model_fields() -> ml_collections.ConfigDict:
         {"tau": 0.5, "v_th": 1.0, "reset": "hard", "detach_reset": False, "surrogate": "triangle", "beta": 1.0}
     )
     g.neuron.unroll = config_dict.FieldReference(True, field_type=int)  # True, False or a step count
+    _neuron_backward_fields(g.neuron)
     return g
+
+
+# How BPTT differentiates the LIF (nn.LIF, ops.lif_scan), not what it computes (issue 20). fused:
+# one custom_vjp over the T steps that keeps only the pre-reset membranes H[t] (the same memory
+# as autodiff on XLA:CPU, not shown to be never slower, so off by default); save_dtype: keep
+# H[t] in that dtype ("bfloat16": 10% less XLA memory at T >= 16 on VGG-11, the surrogate
+# gradients from a rounded membrane; None: exact). benchmarks/results/bptt_memory.md.
+NEURON_BACKWARD_KEYS = ("model.neuron.fused", "model.neuron.save_dtype")
+SAVE_DTYPES = ("bfloat16", "float16", "float32")
+
+
+def _neuron_backward_fields(neuron: ml_collections.ConfigDict) -> None:
+    neuron.fused = False
+    neuron.save_dtype = config_dict.placeholder(str)
+
+
+def _check_neuron_backward(neuron: ml_collections.ConfigDict) -> None:
+    _check(isinstance(neuron.fused, bool), f"model.neuron.fused must be true or false, got {neuron.fused!r}")
+    dtype = neuron.save_dtype
+    _check(
+        dtype is None or dtype in SAVE_DTYPES,
+        f"model.neuron.save_dtype must be one of {', '.join(SAVE_DTYPES)} or none (the membrane's own dtype), got {dtype!r}",
+    )
+    _check(
+        dtype is None or neuron.fused,
+        "model.neuron.save_dtype applies to the fused LIF only: set --config.model.neuron.fused=true or drop save_dtype",
+    )
 
 
 def _add_sequence_fields(c: ml_collections.ConfigDict) -> None:
@@ -368,6 +396,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     _check(remat is None or remat in policies, f"unknown remat policy {remat!r} (model.remat); known: {', '.join(policies)} or none")
     _check_sequence_options(config)
     _check_training(config)
+    _check_neuron_backward(config.model.neuron)
     for key in ("model.timesteps", "batch_size", "eval_batch_size", "num_epochs", "log_every_steps", "eval_every_epochs"):
         value = get_field(config, key)
         _check(isinstance(value, int) and value >= 1, f"{key} must be an integer >= 1, got {value!r}")

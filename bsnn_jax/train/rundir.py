@@ -43,7 +43,7 @@ IDENTITY_KEYS = (
     "train.mode",
     "train.online_update",
 )
-NOT_IDENTITY_KEYS = ("model.neuron.unroll",)  # how the LIF loop is compiled, not what it computes
+NOT_IDENTITY_KEYS = ("model.neuron.unroll", *config_lib.NEURON_BACKWARD_KEYS)  # how the LIF is compiled, not what it computes
 # How the processes of this launch find each other: differs from process to process and from
 # launch to launch, so it is neither saved in config.json nor compared with it.
 LAUNCH_KEYS = ("mesh.distributed", "mesh.coordinator_address", "mesh.num_processes", "mesh.process_id")

@@ -34,7 +34,8 @@ INTENSITY_ENCODERS = ("rate", "latency")
 
 def describe_model(config: ml_collections.ConfigDict, info: data_lib.DatasetInfo) -> dict[str, Any]:
     """The fields that determine a model's parameters (its checkpoint fingerprint)."""
-    neuron = {k: v for k, v in config.model.neuron.to_dict().items() if k != "unroll"}
+    compiled_only = ("unroll", *(key.rsplit(".", 1)[1] for key in config_lib.NEURON_BACKWARD_KEYS))
+    neuron = {k: v for k, v in config.model.neuron.to_dict().items() if k not in compiled_only}
     description = {
         "name": config.model.name,
         "variant": config.model.variant,
