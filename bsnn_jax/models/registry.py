@@ -93,6 +93,29 @@ def _encoder_key(rngs: nnx.Rngs | int) -> jax.Array:
 RECURRENT_FAMILIES = ("mlp",)
 
 
+def _check_choices(name: str, variant: str, timesteps: int) -> str:
+    """``name``, once the family, variant and T are known to exist."""
+    if name not in FAMILIES:
+        raise ValueError(f"unknown model {name!r}; known: {sorted(FAMILIES)}")
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; known: {sorted(VARIANTS)}")
+    if timesteps < 1:
+        raise ValueError(f"timesteps must be >= 1, got {timesteps}")
+    return name
+
+
+def _family_options(name: str, stem: str | None, recurrent: bool | tuple[bool, ...]) -> dict[str, Any]:
+    """The keyword arguments only some families take (``stem``, ``recurrent``), refused elsewhere."""
+    if stem is not None and name not in STEM_FAMILIES:
+        raise ValueError(f"model {name!r} has no stem option (model.stem); only {', '.join(STEM_FAMILIES)} do")
+    if recurrent is not False and name not in RECURRENT_FAMILIES:
+        raise ValueError(f"model {name!r} has no recurrent option (model.recurrent); only {', '.join(RECURRENT_FAMILIES)} has")
+    options: dict[str, Any] = {} if stem is None else {"stem": stem}
+    if name in RECURRENT_FAMILIES:
+        options["recurrent"] = recurrent
+    return options
+
+
 def create(
     name: str,
     *,
@@ -147,13 +170,7 @@ def create(
     Returns:
       An NNX module mapping ``[T, B, *input_shape]`` (or static ``[B, *input_shape]``) to logits ``[T, B, K]``.
     """
-    if name not in FAMILIES:
-        raise ValueError(f"unknown model {name!r}; known: {sorted(FAMILIES)}")
-    if variant not in VARIANTS:
-        raise ValueError(f"unknown variant {variant!r}; known: {sorted(VARIANTS)}")
-    if timesteps < 1:
-        raise ValueError(f"timesteps must be >= 1, got {timesteps}")
-    family = FAMILIES[name]
+    family = FAMILIES[_check_choices(name, variant, timesteps)]
     opts = NetOptions(
         variant=VARIANTS[variant],
         timesteps=timesteps,
@@ -167,15 +184,8 @@ def create(
         encoder_key=_encoder_key(rngs) if encoder == "rate" else None,
     )
     rngs = nnx.Rngs(rngs) if isinstance(rngs, int) else rngs
-    if stem is not None and name not in STEM_FAMILIES:
-        raise ValueError(f"model {name!r} has no stem option (model.stem); only {', '.join(STEM_FAMILIES)} do")
-    if recurrent is not False and name not in RECURRENT_FAMILIES:
-        raise ValueError(f"model {name!r} has no recurrent option (model.recurrent); only {', '.join(RECURRENT_FAMILIES)} has")
-    extra = {} if stem is None else {"stem": stem}
-    if name in RECURRENT_FAMILIES:
-        extra["recurrent"] = recurrent
     return family.build(
-        **extra,
+        **_family_options(name, stem, recurrent),
         input_shape=tuple(input_shape or family.input_shape),
         num_classes=num_classes or family.num_classes,
         opts=opts,
