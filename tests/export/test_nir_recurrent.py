@@ -158,8 +158,8 @@ def test_round_trip_through_a_file_gives_the_logits(cases, variant, tmp_path):
 
 
 def _recurrent_chain(synapse):
-    """input -> Affine -> LIF with ``synapse`` as its recurrence (3 neurons, snnTorch's dt)."""
-    lif = nir.LIF(tau=np.full(3, 2e-4), r=np.full(3, 2.0), v_leak=np.zeros(3), v_threshold=np.ones(3), v_reset=np.zeros(3))
+    """input -> Affine -> LIF with ``synapse`` as its recurrence (3 neurons, snnTorch's dt, input gains r dt/tau = 1, 2, 1)."""
+    lif = nir.LIF(tau=np.full(3, 2e-4), r=np.array([2.0, 4.0, 2.0]), v_leak=np.zeros(3), v_threshold=np.ones(3), v_reset=np.zeros(3))
     nodes = {
         "input": nir.Input(input_type={"input": np.array([3])}),
         "ff": nir.Affine(weight=np.eye(3, dtype=np.float32), bias=np.zeros(3, np.float32)),
@@ -172,14 +172,15 @@ def _recurrent_chain(synapse):
 
 
 def test_recurrent_import_by_hand_and_refusals():
-    """tau_b = 0.5, v_th = 1 (snnTorch's dt = 1e-4), V = [[0, 1, 0], ...]: neuron 0 gets 1.2 at t=0 and fires;
-    neuron 1 hears it one step later through V (1.5 > 1: fires at t=1, not at t=0), neuron 2 never; a one-step
-    delay worked by hand. A recurrent Affine with a bias is refused, naming it."""
+    """tau_b = 0.5, v_th = 1 (snnTorch's dt = 1e-4), the neuron's input gain r dt / tau = (1, 2, 1) applying to V's
+    current too: neuron 0 gets 1.2 at t=0 and fires; neuron 1 hears it one step later through V = 0.75 times
+    its gain 2 (1.5 > 1: fires at t=1, not at t=0); neuron 2 hears neuron 1 through 0.75 times gain 1 and
+    stays silent (0.75, then 0.375 + 0: the leak). Worked by hand. A recurrent Affine with a bias is refused, naming it."""
     v = np.zeros((3, 3), np.float32)
-    v[1, 0] = 1.5  # NIR (out, in): neuron 1 hears neuron 0
-    net = bnir_import.from_nir(_recurrent_chain(nir.Linear(weight=v)), timesteps=3, dt=1e-4).model
-    spikes = np.asarray(net(np.array([[[1.2, 0.0, 0.0]], [[0.0, 0.0, 0.0]], [[0.0, 0.0, 0.0]]], np.float32)))
-    np.testing.assert_array_equal(spikes[:, 0], [[1, 0, 0], [0, 1, 0], [0, 0, 0]])
+    v[1, 0] = v[2, 1] = 0.75  # NIR (out, in): neuron 1 hears neuron 0, neuron 2 hears neuron 1
+    net = bnir_import.from_nir(_recurrent_chain(nir.Linear(weight=v)), timesteps=4, dt=1e-4).model
+    spikes = np.asarray(net(np.array([[[1.2, 0.0, 0.0]], [[0.0, 0.0, 0.0]], [[0.0, 0.0, 0.0]], [[0.0, 0.0, 0.0]]], np.float32)))
+    np.testing.assert_array_equal(spikes[:, 0], [[1, 0, 0], [0, 1, 0], [0, 0, 0], [0, 0, 0]])
     biased = nir.Affine(weight=v, bias=np.ones(3, np.float32))
     with pytest.raises(bnir.NIRExportError, match="rec: the recurrent Affine has a nonzero bias"):
         bnir_import.from_nir(_recurrent_chain(biased), dt=1e-4)
