@@ -47,16 +47,17 @@ def _order_with_back_edges(graph):
 
 
 def run_cyclic_graph(graph, x, steps, dt=1.0):
-    """Outputs ``[steps, N, K]`` and every neuron's spikes; a back edge delivers its source's previous-step value."""
+    """Outputs ``[steps, N, K]`` and every neuron's spikes for input ``x [N, F]`` at every step (or ``[steps, N, F]``);
+    a back edge delivers its source's previous-step value."""
     order, preds, back = _order_with_back_edges(graph)
     membrane, previous, outs = {}, {}, []
     spikes = {k: [] for k, n in graph.nodes.items() if isinstance(n, nir.LIF)}
-    for _ in range(steps):
+    for t in range(steps):
         val = {}
         for k in order:
             node = graph.nodes[k]
             if isinstance(node, nir.Input):
-                val[k] = x.astype(np.float64)
+                val[k] = (x[t] if x.ndim > 1 + len(node.input_type["input"]) else x).astype(np.float64)
                 continue
             i = sum(previous.get(p, 0.0) if (p, k) in back else val[p] for p in preds[k])
             if k in spikes:
