@@ -21,6 +21,7 @@ from export.test_nir import _neuron, _node
 from flax import nnx
 
 from bsnn_jax import models
+from bsnn_jax import nn as bsnn_nn
 from bsnn_jax.export import nir as bnir
 from bsnn_jax.export import nir_import as bnir_import
 from bsnn_jax.models import registry
@@ -191,3 +192,20 @@ def test_agmm_recurrent_mlp_is_still_refused():
     model = nnx.eval_shape(lambda: models.create("mlp", variant="agmm", timesteps=2, input_shape=(6,), num_classes=3, recurrent=True))
     with pytest.raises(bnir.NIRExportError, match="AGMM Eq. 11"):
         bnir.to_nir(model)
+
+
+def test_imported_recurrent_net_runs_online_and_variants_choose_v(cases):
+    """One time step per call (``nn.online``, as T-BSO trains; S[t-1] carried by the neuron) gives the scanned
+    logits; ``variant="fp"`` keeps V's floats, ``variant="bsnn"`` binarizes an FP-SNN's V to sign * mean|V| per
+    output unit (AGMM Eq. 5)."""
+    c = cases["bsnn"]
+    net = bnir_import.from_nir(c["graph"], timesteps=T).model
+    view = bsnn_nn.modes.online(net, t=0)
+    steps = np.concatenate([np.asarray(view(c["x"][None])) for _ in range(T)])
+    np.testing.assert_allclose(steps, c["logits"], atol=1e-4 * np.abs(c["logits"]).max())
+
+    v_fp = cases["fp"]["graph"].nodes["lifs.1.recurrent"].weight  # NIR (out, in)
+    for variant, want in [("fp", v_fp), ("bsnn", np.sign(v_fp) * np.abs(v_fp).mean(axis=1, keepdims=True))]:
+        recurrent = bnir_import.from_nir(cases["fp"]["graph"], timesteps=T, variant=variant).model.node("lifs.1").lif.recurrent
+        assert recurrent.binary == (variant == "bsnn")
+        np.testing.assert_allclose(np.asarray(recurrent.weight(jnp.float32)).T, want, rtol=1e-5)
