@@ -13,8 +13,10 @@ an Affine/Linear that reads only that neuron and feeds only it (``lif -> rec -> 
 recurrent MLP layer). The edge closing the cycle carries the step before, so the neuron's input is
 ``I[t] = (its other inputs)[t] + W_rec s[t-1]``, ``s[-1] = 0``; it becomes an ``nn.RecurrentLIF``
 (``GraphNeuron`` with a recurrent kernel, named after the LIF node: ``net.node("lifs.0").lif.recurrent``),
-binary by the rule below (``+-g`` per row of ``W_rec``). The recurrent node must have no bias (NIR does
-not say whether a bias enters before the first spike) and the layer must be flat, ``(F,)``.
+binary by the rule below (``+-g`` per row of ``W_rec``; its latent kernel holds ``+-g``, so
+``binarize`` gives it back, but the latent-free view of BSO/T-BSO uses its sign only, as it does for
+the ``mlp`` family's own V). The recurrent node must have no bias (NIR does not say whether a bias
+enters before the first spike) and the layer must be flat, ``(F,)``.
 
 Neurons, integrated by forward Euler at step ``dt`` (``tau dv/dt = v_leak - v + r I``, spike
 ``v > v_threshold``, reset to ``v_reset``)::
