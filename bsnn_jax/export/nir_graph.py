@@ -191,7 +191,8 @@ class GraphNet(SpikingNet):
         return self.nodes[self.names.index(name)]
 
     def binary_nodes(self) -> list[str]:
-        """The names of the nodes held as binary layers (+-1 kernel and a gain), what BSO/T-BSO flip."""
+        """The names of the nodes held as binary layers (+-1 kernel and a gain, or a neuron with a binary recurrent V),
+        what BSO/T-BSO flip."""
         return [n for n, m in zip(self.names, self.nodes, strict=True) if getattr(m, "binary", False)]
 
     def __call__(self, x: jax.Array) -> jax.Array:
