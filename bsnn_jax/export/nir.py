@@ -33,6 +33,12 @@ Node by node (names are the model's module paths):
   layout (``(F,)``, ``F = prod(input_shape)``); every ``DenseUnit`` (dense + BN folded) is an
   ``Affine`` (a binary one ``+-g`` per output unit), then ``LIF``; the normalization is a diagonal
   ``Affine``.
+* a recurrent ``mlp`` layer (``nn.RecurrentLIF``, ``H[t] = tau U[t-1] + X[t] + V_b S[t-1]``) as the cycle
+  snnTorch's importer reads as an ``RLeaky``: ``lifs.<i> -> lifs.<i>.recurrent -> lifs.<i>``, the
+  ``recurrent`` node a ``nir.Linear`` (no bias) holding ``V_b`` in NIR's ``(out, in)`` layout: ``+-gamma``
+  per output unit (row), ``gamma = mean|V|`` (AGMM Eq. 5) in the binary variants, the floats of V in
+  ``fp``. NIR sums a node's inputs, and an edge that closes a cycle carries the value of the step
+  before, so the LIF's input is ``W x[t] + V_b s[t-1]`` with ``s[-1] = 0``.
 * ``conv1d`` (``SpikingVGG`` with ``dims=1``): the signal is ``(C, L)``, each ``Conv1dUnit`` a
   ``Conv1d``. NIR 1.0 has no 1-D pool (and its type inference miscounts a ``(3, 1)`` Conv2d), so
   the 2-wide average pool is a ``Conv1d`` of stride 2 whose kernel is ``1/2`` on the channel
@@ -118,11 +124,6 @@ def _check_expressible(model) -> None:
                 f"{name} is followed by AGMM, whose per-sample gain sigmoid(alpha[t] * mean X[t]) (AGMM Eq. 11) has no NIR "
                 "primitive; export the vanilla BSNN or FP-SNN variant (train with --config.model.variant=bsnn or fp)"
             )
-        if isinstance(m, RecurrentLIF):
-            raise NIRExportError(
-                f"{name} is a recurrent layer (I[t] = W x[t] + V s[t-1]); the NIR export writes feed-forward graphs and "
-                "does not map V yet; export a model trained with --config.model.recurrent=false, or use the .bsnn export"
-            )
         if isinstance(m, LIF):
             _check_lif(m)
     known = ("stem", "blocks", "fc") if isinstance(model, BiRealResNet) else ("units", "lifs", "fc")
@@ -206,7 +207,17 @@ class _Builder:
         return self.conv1d(name, kernel, np.zeros(c, np.float32), window, 0)
 
     def lif(self, name: str, neuron: LIF) -> str:
-        return self.add(name, self.nir.LIF(**lif_parameters(neuron, self.shape, self.dt)), self.shape)
+        self.add(name, self.nir.LIF(**lif_parameters(neuron, self.shape, self.dt)), self.shape)
+        if isinstance(neuron, RecurrentLIF):
+            self.recurrence(name, neuron)
+        return name
+
+    def recurrence(self, name: str, neuron: RecurrentLIF) -> None:
+        """The cycle ``name -> name.recurrent -> name``: V as a ``Linear`` (NIR's ``(out, in)`` layout) that
+        reads the LIF's spikes and feeds them back, the one-step delay implied by the cycle (snnTorch's convention)."""
+        v = np.asarray(neuron.recurrent.weight(jnp.float32))  # binarize(V) = sign(V) mean|V| per output unit, or V
+        self.nodes[f"{name}.recurrent"] = self.nir.Linear(weight=np.ascontiguousarray(v.T, np.float32))
+        self.edges += [(name, f"{name}.recurrent"), (f"{name}.recurrent", name)]
 
     def avg_pool(self, name: str, window: tuple[int, ...]) -> str:
         c, h, w = self.shape

@@ -15,6 +15,8 @@ the nodes it reads.
 * ``GraphNeuron``: NIR's LIF/IF as ``nn.TracingLIF`` (AGMM Eq. 1-4) behind a fixed per-neuron
   input map ``x -> x * gain + offset`` (the Euler step's ``dt r / tau`` and ``dt v_leak / tau``,
   divided by per-neuron thresholds; ``nir_import`` derives them).
+  With a recurrent kernel V (the import of a cycle ``LIF -> Linear -> LIF``) it is an
+  ``nn.RecurrentLIF``, scanned over T, ``S[t-1]`` carried.
 * ``Threshold`` (NIR Threshold: ``x > theta``, a surrogate gradient for training), ``Scale``
   (``x * s``), ``Pool`` (SumPool2d, AvgPool2d counting padded zeros as PyTorch does) and
   ``Flatten`` (channel-first, as NIR's shapes are).
@@ -32,7 +34,7 @@ from jax import lax
 
 from bsnn_jax import ops
 from bsnn_jax.models.common import VARIANTS, NetOptions, SpikingNet, check_input
-from bsnn_jax.nn import SynapticLayer, TracingLIF, default_time_fold, time_map
+from bsnn_jax.nn import RecurrentLIF, SynapticLayer, TracingLIF, default_time_fold, time_map
 
 
 class FixedMap(nnx.Variable):
@@ -98,10 +100,21 @@ class GraphSynapse(SynapticLayer):
 
 
 class GraphNeuron(nnx.Module):
-    """``LIF(x * gain + offset)`` with NIR's per-neuron constants folded into ``gain``/``offset`` (None: 1, 0)."""
+    """``LIF(x * gain + offset)`` with NIR's per-neuron constants folded into ``gain``/``offset`` (None: 1, 0).
 
-    def __init__(self, lif: dict, gain=None, offset=None):
-        self.lif = TracingLIF(**lif)
+    ``recurrent``, a ``(kernel, binary)`` pair with ``kernel`` ``[F, F]`` channel-last (the gain already
+    folded into its columns), makes the neuron an ``nn.RecurrentLIF`` (a NIR cycle LIF -> Linear -> LIF):
+    ``H[t] = tau U[t-1] + x[t] * gain + offset + V_b S[t-1]``, ``V_b = binarize(kernel)`` (AGMM Eq. 5) if
+    ``binary``, which for a ``+-g`` column is the column itself. ``binary`` says whether V is a binary layer.
+    """
+
+    def __init__(self, lif: dict, gain=None, offset=None, recurrent=None):
+        if recurrent is None:
+            self.lif, self.binary = TracingLIF(**lif), False
+        else:
+            kernel, self.binary = recurrent
+            self.lif = RecurrentLIF(kernel.shape[0], binary=self.binary, rngs=nnx.Rngs(0), **lif)
+            self.lif.recurrent.kernel[...] = jnp.asarray(kernel, jnp.float32)
         self.gain = None if gain is None else FixedMap(jnp.asarray(gain, jnp.float32))
         self.offset = None if offset is None else FixedMap(jnp.asarray(offset, jnp.float32))
 
@@ -178,7 +191,8 @@ class GraphNet(SpikingNet):
         return self.nodes[self.names.index(name)]
 
     def binary_nodes(self) -> list[str]:
-        """The names of the nodes held as binary layers (+-1 kernel and a gain), what BSO/T-BSO flip."""
+        """The names of the nodes held as binary layers (+-1 kernel and a gain, or a neuron with a binary recurrent V),
+        what BSO/T-BSO flip."""
         return [n for n, m in zip(self.names, self.nodes, strict=True) if getattr(m, "binary", False)]
 
     def __call__(self, x: jax.Array) -> jax.Array:

@@ -6,7 +6,17 @@ stride, padding), Flatten (of whole samples), Scale, Threshold, IF and LIF, conn
 acyclic way: a node with several inputs sums them (NIR's rule), so residual nets (our ResNet
 export) import as they are. Nodes run in topological order (``nir_graph.GraphNet``); shapes are
 inferred from the Input node, so nodes without ``input_type`` (snnTorch writes ``input_shape=None``)
-are fine. Recurrent edges, nested graphs and other node types are refused, naming the node.
+are fine. Nested graphs, other node types and other cycles are refused, naming the node.
+
+One cycle is read, as snnTorch's importer reads it into an ``RLeaky``: a LIF/IF whose inputs include
+an Affine/Linear that reads only that neuron and feeds only it (``lif -> rec -> lif``, our export of a
+recurrent MLP layer). The edge closing the cycle carries the step before, so the neuron's input is
+``I[t] = (its other inputs)[t] + W_rec s[t-1]``, ``s[-1] = 0``; it becomes an ``nn.RecurrentLIF``
+(``GraphNeuron`` with a recurrent kernel, named after the LIF node: ``net.node("lifs.0").lif.recurrent``),
+binary by the rule below (``+-g`` per row of ``W_rec``; its latent kernel holds ``+-g``, so
+``binarize`` gives it back, but the latent-free view of BSO/T-BSO uses its sign only, as it does for
+the ``mlp`` family's own V). The recurrent node must have no bias (NIR does not say whether a bias
+enters before the first spike) and the layer must be flat, ``(F,)``.
 
 Neurons, integrated by forward Euler at step ``dt`` (``tau dv/dt = v_leak - v + r I``, spike
 ``v > v_threshold``, reset to ``v_reset``)::
@@ -71,8 +81,24 @@ class _Ctx:
     readout: bool
 
 
-def _topology(graph) -> tuple[list[str], dict[str, list[str]], str, str]:
-    """``(nodes in topological order, predecessors, input name, output name)`` or a clear error."""
+def _recurrences(graph) -> dict[str, str]:
+    """``{neuron: its recurrent node}``: every LIF/IF with an input from an Affine/Linear that reads only
+    that neuron and feeds only it (the cycle snnTorch's importer reads as an ``RLeaky``)."""
+    nir = require_nir()
+    found = {}
+    for a, b in graph.edges:
+        synapse, neuron = graph.nodes.get(a), graph.nodes.get(b)
+        if not isinstance(synapse, nir.Affine | nir.Linear) or not isinstance(neuron, nir.LIF | nir.IF):
+            continue
+        ins, outs = [x for x, y in graph.edges if y == a], [y for x, y in graph.edges if x == a]
+        if ins == [b] and outs == [b]:
+            found[b] = a
+    return found
+
+
+def _topology(graph, hidden) -> tuple[list[str], dict[str, list[str]], str, str]:
+    """``(nodes in topological order, predecessors, input name, output name)`` or a clear error;
+    the ``hidden`` nodes (recurrent synapses, part of their neuron) and their edges are left out."""
     nir = require_nir()
     names = {k: type(n).__name__ for k, n in graph.nodes.items()}
     for a, b in graph.edges:
@@ -81,14 +107,15 @@ def _topology(graph) -> tuple[list[str], dict[str, list[str]], str, str]:
     ends = [[k for k, n in graph.nodes.items() if isinstance(n, kind)] for kind in (nir.Input, nir.Output)]
     if any(len(e) != 1 for e in ends):
         raise NIRExportError(f"from_nir needs exactly one Input and one Output node, the graph has inputs {ends[0]}, outputs {ends[1]}")
-    preds = {k: [a for a, b in graph.edges if b == k] for k in graph.nodes}
+    preds = {k: [a for a, b in graph.edges if b == k and a not in hidden] for k in graph.nodes if k not in hidden}
     order, done = [], set()
     while len(order) < len(preds):
         ready = [k for k in preds if k not in done and all(p in done for p in preds[k])]
         if not ready:
             cycle = sorted(k for k in preds if k not in done)[:4]
             raise NIRExportError(
-                f"the NIR graph has a cycle through {cycle} (a recurrent connection); from_nir imports feed-forward graphs"
+                f"the NIR graph has a cycle through {cycle} (a recurrent connection); from_nir imports feed-forward graphs "
+                "and one kind of cycle, a LIF/IF fed back by an Affine/Linear that reads only it and feeds only it"
             )
         order += ready
         done.update(ready)
@@ -110,8 +137,9 @@ def _per_neuron(name: str, field: str, value, shape: tuple[int, ...]) -> np.ndar
     return np.moveaxis(full, 0, -1) if full.ndim > 1 else full
 
 
-def _neuron(name: str, node, ctx: _Ctx, *, leaky: bool):
-    """``GraphNeuron`` of a NIR LIF (``leaky``) or IF (module docstring's mapping)."""
+def _neuron(name: str, node, ctx: _Ctx, *, leaky: bool, recurrent=None):
+    """``GraphNeuron`` of a NIR LIF (``leaky``) or IF (module docstring's mapping); ``recurrent`` the
+    ``(name, node)`` of its recurrent synapse, if it has one."""
     if node.v_reset is not None and np.any(np.asarray(node.v_reset) != 0):
         raise NIRExportError(f"{name}.v_reset is not 0; bsnn_jax's LIF resets to 0 (a hard reset), so it cannot run this node")
     arr = lambda field, value: _per_neuron(name, field, value, ctx.shape)  # noqa: E731
@@ -139,7 +167,29 @@ def _neuron(name: str, node, ctx: _Ctx, *, leaky: bool):
         return a if shared is None else shared
 
     lif = {"tau": decay, "v_th": v_th, "reset": "hard"}
-    return g.GraphNeuron(lif, compact(gain, 1.0), compact(offset, 0.0)), ctx.shape, True
+    feedback = None if recurrent is None else _recurrent_kernel(*recurrent, ctx, gain)
+    return g.GraphNeuron(lif, compact(gain, 1.0), compact(offset, 0.0), feedback), ctx.shape, True
+
+
+def _recurrent_kernel(name: str, node, ctx: _Ctx, gain) -> tuple[np.ndarray, bool]:
+    """The neuron's recurrent ``V`` channel-last (``[F_in, F_out]``) with its input gain folded into the
+    columns (``(x + V s) * gain = x * gain + (V * gain) s``), and whether it is binary (module docstring)."""
+    weight = np.asarray(node.weight, np.float64)
+    n = ctx.shape[0]
+    if len(ctx.shape) != 1 or weight.shape != (n, n):
+        raise NIRExportError(
+            f"{name}: a recurrent {type(node).__name__} of weight {weight.shape} feeds neurons of shape {ctx.shape}; "
+            "from_nir imports recurrence of flat layers (F,) with an (F, F) weight"
+        )
+    bias = getattr(node, "bias", None)
+    if bias is not None and np.any(np.asarray(bias) != 0):
+        raise NIRExportError(
+            f"{name}: the recurrent Affine has a nonzero bias, and NIR does not fix whether it enters at the first "
+            "step (before any spike); write the bias into the neuron's feed-forward input and V as a Linear"
+        )
+    scaled = (weight * np.broadcast_to(gain, (n,))[:, None]).astype(np.float32)  # NIR rows are output units
+    binary = _binary_gain(scaled, _Ctx((n,), True, ctx.dt, ctx.variant, False), 1) is not None
+    return np.ascontiguousarray(scaled.T), binary
 
 
 def _pairs(value, n: int) -> tuple[int, ...]:
@@ -305,7 +355,8 @@ def from_nir(graph, *, timesteps: int = 4, dt: float = 1.0, variant: str | None 
         raise NIRExportError(f"variant must be None, 'fp' or 'bsnn' (AGMM has no NIR form), got {variant!r}")
     if dt <= 0 or timesteps < 1:
         raise NIRExportError(f"dt must be positive and timesteps >= 1, got dt={dt}, timesteps={timesteps}")
-    order, preds, source, output = _topology(graph)
+    recurrences = _recurrences(graph)
+    order, preds, source, output = _topology(graph, set(recurrences.values()))
     succ = {k: [b for a, b in graph.edges if a == k] for k in graph.nodes}
     skipped, norm = _normalization(graph, preds, succ, source)
     shape = tuple(int(v) for v in np.asarray(graph.nodes[source].input_type["input"]).reshape(-1))
@@ -328,7 +379,11 @@ def from_nir(graph, *, timesteps: int = 4, dt: float = 1.0, variant: str | None 
         if len(in_shapes) != 1:
             raise NIRExportError(f"{key} sums inputs of different shapes {sorted(in_shapes)} (or has no input)")
         ctx = _Ctx(in_shapes.pop(), all(spikes[p] for p in preds[key]), float(dt), variant, key in readouts)
-        module, shapes[key], spikes[key] = build(key, node, ctx)
+        if key in recurrences:
+            feedback = (recurrences[key], graph.nodes[recurrences[key]])
+            module, shapes[key], spikes[key] = _neuron(key, node, ctx, leaky=isinstance(node, nir.LIF), recurrent=feedback)
+        else:
+            module, shapes[key], spikes[key] = build(key, node, ctx)
         index[key] = len(modules)
         modules.append(module)
         sources.append([index[p] for p in preds[key]])

@@ -237,14 +237,11 @@ def test_forced_bsnn_binarizes_an_fp_graph_but_the_readout():
 
 
 def test_unknown_model_part_is_refused_by_name():
-    """A part the exporter does not map (an extra module, or the recurrent connection of the MLP) is named, not silently dropped."""
+    """A part the exporter does not map (an extra module) is named, not silently dropped."""
     model = nnx.eval_shape(lambda: models.create("mlp", variant="bsnn", timesteps=2, input_shape=(6,), num_classes=3))
     model.gate = nnx.Linear(256, 256, rngs=nnx.Rngs(0))
     with pytest.raises(bnir.NIRExportError, match=r"parts the NIR export does not know: \['gate'\]"):
         bnir.to_nir(model)
-    recurrent = nnx.eval_shape(lambda: models.create("mlp", variant="bsnn", timesteps=2, input_shape=(6,), num_classes=3, recurrent=True))
-    with pytest.raises(bnir.NIRExportError, match=r"lifs.0 is a recurrent layer"):
-        bnir.to_nir(recurrent)
 
 
 @pytest.mark.parametrize("mode, rule", [("bptt", "bso"), ("online", "t_bso")])

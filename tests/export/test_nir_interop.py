@@ -58,3 +58,40 @@ def test_snntorch_runs_resnet19_residual_graph():
     with torch.no_grad():
         batched = np.stack([net(batch)[0].numpy() for _ in range(2)])
     np.testing.assert_allclose(batched, ours, atol=1e-4 * np.abs(ours).max())
+
+
+def test_snntorch_modules_run_the_recurrent_mlp_cycle():
+    """A recurrent binary MLP's cycles (lifs.i -> lifs.i.recurrent -> lifs.i), run by snnTorch's own node map
+    (LIF -> snn.Leaky, Linear/Affine -> torch.nn.Linear) under nirtorch's executor, which feeds a cycle the
+    previous step's output: bsnn_jax's logits at every step. snnTorch 1.0.0's ``import_from_nir`` itself is not
+    used: its RLeaky rewrite wires the subgraph input into W_rec (``lif(W_rec(x + s[t-1]))``) and keys every
+    subgraph by the name before the first dot (two recurrent layers collide), so it computes another network."""
+    import jax
+    import nir
+    import nirtorch
+    import numpy as np
+    import torch
+    from flax import nnx
+    from snntorch import import_nir
+
+    from bsnn_jax import export
+    from bsnn_jax.models.common import VARIANTS, NetOptions
+    from bsnn_jax.models.mlp import SpikingMLP
+    from bsnn_jax.nn import default_time_fold
+
+    steps = 6
+    opts = NetOptions(VARIANTS["bsnn"], steps, time_fold=default_time_fold())
+    model = SpikingMLP((8, 6), (6,), 3, opts, recurrent=True, rngs=nnx.Rngs(0))
+    model.eval()
+    for lif in model.lifs:  # a stronger V than at initialization, so it changes the logits
+        lif.recurrent.kernel[...] = 4 * lif.recurrent.kernel[...]
+    x = 3 * np.asarray(jax.random.normal(jax.random.key(1), (4, 6)), np.float32)
+    ours = np.asarray(model(x))
+    node_map = {kind: lambda n: import_nir._nir_to_snntorch_module(n, init_hidden=True) for kind in (nir.Affine, nir.Linear, nir.LIF)}
+    net = nirtorch.nir_to_torch(export.to_nir(model, dt=1e-4), node_map)
+    theirs, state = [], None
+    with torch.no_grad():
+        for _ in range(steps):
+            out, state = net(torch.from_numpy(x), state)
+            theirs.append(out.numpy())
+    np.testing.assert_allclose(np.stack(theirs), ours, atol=1e-5 * np.abs(ours).max())
