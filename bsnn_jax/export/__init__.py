@@ -7,7 +7,7 @@
 Modules: ``bits`` (the 1-bit kernel layout), ``fileformat`` (header, manifest, checksum),
 ``packed`` (BN folding and the packed network), ``api`` (save, load, ``PackedModel``),
 ``nir`` (``to_nir``: the network as a NIR graph), ``nir_import`` (``from_nir``: any feed-forward
-NIR graph, residual sums included), ``nir_graph`` (``GraphNet``, the trainable module it builds),
+NIR graph, residual sums included, and LIF <-> Linear self-recurrence), ``nir_graph`` (``GraphNet``, the trainable module it builds),
 ``nir_interop`` (snnTorch reads our export: ``python -m bsnn_jax.export.nir_interop``).
 
     graph = export.to_nir(restored_or_model)                    # nir.write("model.nir", graph)
