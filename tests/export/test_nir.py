@@ -88,15 +88,19 @@ def _pool(x, kernel, stride, padding, average):
 
 
 def _order(graph):
-    """The nodes in an order where every node comes after its inputs (Kahn)."""
+    """Kahn's order: every node after its inputs. When every remaining node waits (a cycle), the first one
+    with a computed input goes next, and its edges from nodes not yet computed are back edges."""
     preds = {k: [a for a, b in graph.edges if b == k] for k in graph.nodes}
-    done, order = set(), []
+    order, back = [], set()
     while len(order) < len(graph.nodes):
-        for k in graph.nodes:
-            if k not in done and all(p in done for p in preds[k]):
-                order.append(k)
-                done.add(k)
-    return order, preds
+        waiting = [k for k in graph.nodes if k not in order]
+        ready = [k for k in waiting if all(p in order for p in preds[k])]
+        if not ready:
+            k = next(k for k in waiting if any(p in order for p in preds[k]))
+            back |= {(p, k) for p in preds[k] if p not in order}
+            ready = [k]
+        order.append(ready[0])
+    return order, preds, back
 
 
 def _neuron(node, i, v, dt):
@@ -131,11 +135,11 @@ def _node(node, i):
 
 def run_graph(graph, x, steps, dt=1.0):
     """Outputs ``[steps, N, ...]`` and the spikes of every LIF/IF node, for input ``x [N, C, ...]`` at every step
-    (or ``[steps, N, C, ...]``, one input per step)."""
-    order, preds = _order(graph)
-    v = {}
-    neurons = {k for k, n in graph.nodes.items() if isinstance(n, nir.LIF | nir.IF)}
-    outs, spikes = [], {k: [] for k in neurons}
+    (or ``[steps, N, C, ...]``, one input per step). An edge that closes a cycle delivers its source's value of
+    the step before (0 before the first step): the one-step delay of NIR's recurrence."""
+    order, preds, back = _order(graph)
+    membrane, previous, outs = {}, {}, []
+    spikes = {k: [] for k, n in graph.nodes.items() if isinstance(n, nir.LIF | nir.IF)}
     for t in range(steps):
         val = {}
         for k in order:
@@ -143,15 +147,16 @@ def run_graph(graph, x, steps, dt=1.0):
             if isinstance(node, nir.Input):
                 val[k] = (x[t] if x.ndim > 1 + len(node.input_type["input"]) else x).astype(np.float64)
                 continue
-            i = sum(val[p] for p in preds[k])
-            if k in neurons:
-                val[k], v[k] = _neuron(node, i, v.get(k, np.zeros_like(i)), dt)
+            i = sum(previous.get(p, 0.0) if (p, k) in back else val[p] for p in preds[k])
+            if k in spikes:
+                val[k], membrane[k] = _neuron(node, i, membrane.get(k, np.zeros_like(i)), dt)
                 spikes[k].append(val[k])
             elif isinstance(node, nir.Output):
                 val[k] = i
                 outs.append(i)
             else:
                 val[k] = _node(node, i)
+        previous = val
     return np.stack(outs), {k: np.stack(s) for k, s in spikes.items()}
 
 

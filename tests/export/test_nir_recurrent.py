@@ -1,10 +1,8 @@
 """NIR export and import of the recurrent spiking MLP (``nn.RecurrentLIF``: ``H[t] = tau U[t-1] + X[t] + V_b S[t-1]``).
 
-The exported graph is checked against a numpy interpreter of NIR graphs with cycles written here:
-nodes run in an order where every node follows its inputs except along an edge that closes a
-cycle, and such an edge carries its source's value of the step before (0 before the first step),
-the one-step delay NIR's cycles mean. Stateless nodes and the LIF Euler step are test_nir's
-interpreter's, written from the NIR spec with nothing from bsnn_jax.
+The exported graph is checked against test_nir's numpy interpreter of NIR graphs (``run_graph``,
+written from the NIR spec with nothing from bsnn_jax): an edge that closes a cycle carries its
+source's value of the step before (0 before the first step), the one-step delay NIR's cycles mean.
 
 A tiny two-layer MLP (widths 8, 6; the registry's 256-wide one compiles slower) with trained-like
 weights (test_export_fold) and inputs large enough that both layers and V see spikes.
@@ -17,7 +15,7 @@ import nir
 import numpy as np
 import pytest
 from export.test_export_fold import trained_like  # tests/ is on sys.path (rootdir conftest)
-from export.test_nir import _neuron, _node
+from export.test_nir import run_graph
 from flax import nnx
 
 from bsnn_jax import models
@@ -29,48 +27,6 @@ from bsnn_jax.models.mlp import SpikingMLP
 
 T, INPUT, HIDDEN, CLASSES = 4, 6, (8, 6), 3
 TINY_MLP = registry.Family(lambda **kw: SpikingMLP(HIDDEN, name="mlp", **kw), (INPUT,), CLASSES, "test-only MLP")
-
-
-def _order_with_back_edges(graph):
-    """Kahn's order; when every remaining node waits, the first one with a computed input goes next and
-    its edges from not-yet-computed nodes are the back edges (they close a cycle)."""
-    preds = {k: [a for a, b in graph.edges if b == k] for k in graph.nodes}
-    order, back = [], set()
-    while len(order) < len(graph.nodes):
-        waiting = [k for k in graph.nodes if k not in order]
-        ready = [k for k in waiting if all(p in order for p in preds[k])]
-        if not ready:
-            k = next(k for k in waiting if any(p in order for p in preds[k]))
-            back |= {(p, k) for p in preds[k] if p not in order}
-            ready = [k]
-        order.append(ready[0])
-    return order, preds, back
-
-
-def run_cyclic_graph(graph, x, steps, dt=1.0):
-    """Outputs ``[steps, N, K]`` and every neuron's spikes for input ``x [N, F]`` at every step (or ``[steps, N, F]``);
-    a back edge delivers its source's previous-step value."""
-    order, preds, back = _order_with_back_edges(graph)
-    membrane, previous, outs = {}, {}, []
-    spikes = {k: [] for k, n in graph.nodes.items() if isinstance(n, nir.LIF)}
-    for t in range(steps):
-        val = {}
-        for k in order:
-            node = graph.nodes[k]
-            if isinstance(node, nir.Input):
-                val[k] = (x[t] if x.ndim > 1 + len(node.input_type["input"]) else x).astype(np.float64)
-                continue
-            i = sum(previous.get(p, 0.0) if (p, k) in back else val[p] for p in preds[k])
-            if k in spikes:
-                val[k], membrane[k] = _neuron(node, i, membrane.get(k, np.zeros_like(i)), dt)
-                spikes[k].append(val[k])
-            elif isinstance(node, nir.Output):
-                val[k] = i
-                outs.append(i)
-            else:
-                val[k] = _node(node, i)
-        previous = val
-    return np.stack(outs), {k: np.stack(s) for k, s in spikes.items()}
 
 
 def _hidden_spikes(model, x):
@@ -95,7 +51,7 @@ def cases():
             model = trained_like("mlp", kw, calibration, seed=3)
             graph = bnir.to_nir(model)
             logits = np.asarray(model(x))
-            nir_logits, nir_spikes = run_cyclic_graph(graph, x, T)
+            nir_logits, nir_spikes = run_graph(graph, x, T)
             out[variant] = dict(model=model, graph=graph, x=x, logits=logits, nir_logits=nir_logits, nir_spikes=nir_spikes)
     return out
 
@@ -141,7 +97,7 @@ def test_interpreter_gives_the_models_spikes_and_logits(cases, variant):
         nodes={k: n for k, n in g.nodes.items() if not k.endswith("recurrent")},
         edges=[e for e in g.edges if "lifs.0.recurrent" not in e and "lifs.1.recurrent" not in e],
     )
-    assert np.abs(run_cyclic_graph(open_graph, c["x"], T)[0] - c["logits"]).max() > 1e-2 * np.abs(c["logits"]).max()
+    assert np.abs(run_graph(open_graph, c["x"], T)[0] - c["logits"]).max() > 1e-2 * np.abs(c["logits"]).max()
 
 
 @pytest.mark.parametrize("variant", ["bsnn", "fp"])
