@@ -110,7 +110,7 @@ def test_config_file_errors(tmp_path):
         (("schedule.warmup_epochs", "5"), r"schedule.warmup_epochs must be in"),
         (("model.neuron.reset", "hrad"), r"unknown reset 'hrad' \(model.neuron.reset\); known: hard, soft"),
         (("model.neuron.surrogate", "gauss"), r"unknown surrogate 'gauss' \(model.neuron.surrogate\); known: .*triangle"),
-        (("model.remat", "all"), r"unknown remat policy 'all' \(model.remat\); known: block, conv or none"),
+        (("model.remat", "all"), r"unknown remat policy 'all' \(model.remat\); known: auto, block, conv or none"),
     ],
 )
 def test_validation_names_the_field(override, message):
