@@ -128,7 +128,7 @@ class Config:
         if self.lif not in LIF_BACKWARDS:
             raise ValueError(f"unknown lif {self.lif!r}; known: {sorted(LIF_BACKWARDS)}")
         if self.remat is not None and self.remat not in REMAT_CHOICES:
-            raise ValueError(f"unknown remat {self.remat!r}; known: {sorted(REMAT_CHOICES)} or none")
+            raise ValueError(f"unknown remat {self.remat!r}; known: {sorted(REMAT_CHOICES)}")
         if self.model not in models.FAMILIES:
             raise ValueError(f"unknown model {self.model!r}; known: {sorted(models.FAMILIES)}")
         if self.batch_size < 1:
@@ -433,7 +433,7 @@ def parse_config(argv: Sequence[str] | None = None) -> tuple[Config, Path]:
     parser.add_argument("--input-shape", type=_int_list, default=None, help="H,W,C (default: the model's)")
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--lif", default=defaults.lif, help=f"the LIF's backward, one of {sorted(LIF_BACKWARDS)}")
-    parser.add_argument("--remat", default=defaults.remat, help=f"model.remat, one of {sorted(REMAT_CHOICES)} or none")
+    parser.add_argument("--remat", default=defaults.remat, help=f"model.remat, one of {sorted(REMAT_CHOICES)}")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR / "online_memory", help="writes OUT.json, OUT.png")
     args = parser.parse_args(argv)
     try:
@@ -448,7 +448,7 @@ def parse_config(argv: Sequence[str] | None = None) -> tuple[Config, Path]:
             input_shape=args.input_shape,
             seed=args.seed,
             lif=args.lif,
-            remat=None if args.remat == "none" else args.remat,
+            remat=args.remat,
         )
     except ValueError as error:
         parser.error(str(error))

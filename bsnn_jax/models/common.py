@@ -52,7 +52,7 @@ REMAT_POLICIES = {
 # doubling of T instead of up to 2.6x, and VGG-11's step is faster from T = 8 on; at T <= 4 it saved
 # memory but not time. In a 3-layer net (the benchmark's reference net) one layer's backward
 # dominates the peak and recomputing it costs memory and time.
-REMAT_CHOICES = (*REMAT_POLICIES, "auto")
+REMAT_CHOICES = (*REMAT_POLICIES, "auto", "none")  # "none" (the command line's spelling) = None
 AUTO_REMAT_MIN_TIMESTEPS = 8
 AUTO_REMAT_MIN_LAYERS = 5
 
@@ -93,10 +93,10 @@ class NetOptions:
     def remat_for(self, layers: int) -> str | None:
         """The ``remat`` of a network with ``layers`` recomputable layers or blocks: "auto"
         stays "auto" (decided per call by ``remat_call``) from ``AUTO_REMAT_MIN_LAYERS`` on and is
-        None below; any other choice is kept."""
+        None below; "none" is None; any other choice is kept."""
         if self.remat == "auto":
             return "auto" if layers >= AUTO_REMAT_MIN_LAYERS else None
-        return self.remat
+        return None if self.remat == "none" else self.remat
 
     def lif(self) -> LIF:
         # TracingLIF is nn.LIF except online with the BSO code's adaptive trace (train.trace).

@@ -394,7 +394,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
         ok = value in known or (key == "dataset.name" and value.startswith("npz:"))
         _check(ok, f"unknown {what} {value!r} ({key}); known: {', '.join(known)}")
     remat, policies = config.model.remat, sorted(REMAT_CHOICES)
-    _check(remat is None or remat in policies, f"unknown remat policy {remat!r} (model.remat); known: {', '.join(policies)} or none")
+    _check(remat is None or remat in policies, f"unknown remat policy {remat!r} (model.remat); known: {', '.join(policies)}")
     _check_sequence_options(config)
     _check_training(config)
     _check_neuron_backward(config.model.neuron)

@@ -107,14 +107,15 @@ def test_remat_recomputes_and_keeps_gradients(name):
 def test_auto_remat_recomputes_deep_nets_over_long_windows(monkeypatch):
     """The default ``remat="auto"`` recomputes each layer / block ("conv") of a net with at least
     5 of them (VGG-11: 7 layers after the stem, ResNet-19: 16 blocks) in calls over T >= 8 steps,
-    and nothing at T = 4, in a 1-step (online) call, or in the 3-layer reference net."""
+    and nothing at T = 4, in a 1-step (online) call, or in the 3-layer reference net; "none" never,
+    "conv" always."""
     policies = []
     real = ops.remat
     monkeypatch.setattr(ops, "remat", lambda fn, policy=None: policies.append(policy) or real(fn, policy))
 
-    def recomputed(name, t, online=False):
+    def recomputed(name, t, online=False, remat="auto"):
         policies.clear()
-        model = models.create(name, variant="bsnn", timesteps=t, input_shape=(8, 8, 3), rngs=0)
+        model = models.create(name, variant="bsnn", timesteps=t, input_shape=(8, 8, 3), remat=remat, rngs=0)
         model, t = (nn.online(model, t=0), 1) if online else (model, t)
         nnx.eval_shape(lambda m, x: m(x), model, jnp.zeros((t, 2, 8, 8, 3)))
         assert all(p is REMAT_POLICIES["conv"] for p in policies)
@@ -122,6 +123,7 @@ def test_auto_remat_recomputes_deep_nets_over_long_windows(monkeypatch):
 
     assert (recomputed("vgg11", 8), recomputed("vgg11", 4), recomputed("vgg11", 8, online=True)) == (7, 0, 0)
     assert (recomputed("resnet19", 8), recomputed("reference", 8), recomputed("reference", 16)) == (16, 0, 0)
+    assert (recomputed("vgg11", 8, remat="none"), recomputed("reference", 4, remat="conv")) == (0, 3)
 
 
 def test_neuron_options_reach_every_lif():
