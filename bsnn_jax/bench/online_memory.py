@@ -75,6 +75,7 @@ from bsnn_jax.bench.memory import PeakRss, memory_record
 from bsnn_jax.bench.timing import machine_info, summary, timed_calls
 from bsnn_jax.bench.training import Training, assemble
 from bsnn_jax.configs.bso_table2 import BSO_NEURON, bso_recipe
+from bsnn_jax.models.common import REMAT_CHOICES
 from bsnn_jax.train import config as config_lib
 from bsnn_jax.train.state import TrainState
 
@@ -108,6 +109,7 @@ class Config:
       seed: of the model and the batch.
       lif: a ``LIF_BACKWARDS`` key: autodiff through the scanned steps (the default, as
         ``nn.LIF``'s), the fused custom_vjp LIF, or the fused one keeping H[t] in bfloat16.
+      remat: ``model.remat`` (``models.common.REMAT_CHOICES``; "auto", the library's default), None for none.
     """
 
     model: str = "vgg11"
@@ -120,10 +122,13 @@ class Config:
     input_shape: tuple[int, int, int] | None = None
     seed: int = 0
     lif: str = "autodiff"
+    remat: str | None = "auto"
 
     def __post_init__(self):
         if self.lif not in LIF_BACKWARDS:
             raise ValueError(f"unknown lif {self.lif!r}; known: {sorted(LIF_BACKWARDS)}")
+        if self.remat is not None and self.remat not in REMAT_CHOICES:
+            raise ValueError(f"unknown remat {self.remat!r}; known: {sorted(REMAT_CHOICES)}")
         if self.model not in models.FAMILIES:
             raise ValueError(f"unknown model {self.model!r}; known: {sorted(models.FAMILIES)}")
         if self.batch_size < 1:
@@ -175,6 +180,7 @@ def train_config(method: str, timesteps: int, config: Config) -> ml_collections.
         c = bso_recipe()
         c.train.online_unroll = method == "online_unrolled"
     c.model.neuron.update(LIF_BACKWARDS[config.lif])
+    c.model.remat = config.remat
     c.seed = config.seed
     c.batch_size = config.batch_size
     c.model.name = config.model
@@ -299,7 +305,10 @@ def _fmt_mib(value: int | None) -> str:
 def print_table(result: dict[str, Any], console: Console) -> None:
     """The records as a table, then the summary lines."""
     config = result["config"]
-    title = f"{config['model']}, batch {config['batch_size']}, LIF {config.get('lif', 'autodiff')}: peak memory (XLA) and step time"
+    title = (
+        f"{config['model']}, batch {config['batch_size']}, LIF {config.get('lif', 'autodiff')}, remat {config.get('remat')}: "
+        "peak memory (XLA) and step time"
+    )
     table = Table(title=title)
     for name in ("method", "T", "peak MiB", "temp MiB", "args MiB", "measured MiB", "compile s", "step s (median)", "min s"):
         table.add_column(name, justify="left" if name == "method" else "right")
@@ -424,6 +433,7 @@ def parse_config(argv: Sequence[str] | None = None) -> tuple[Config, Path]:
     parser.add_argument("--input-shape", type=_int_list, default=None, help="H,W,C (default: the model's)")
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--lif", default=defaults.lif, help=f"the LIF's backward, one of {sorted(LIF_BACKWARDS)}")
+    parser.add_argument("--remat", default=defaults.remat, help=f"model.remat, one of {sorted(REMAT_CHOICES)}")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR / "online_memory", help="writes OUT.json, OUT.png")
     args = parser.parse_args(argv)
     try:
@@ -438,6 +448,7 @@ def parse_config(argv: Sequence[str] | None = None) -> tuple[Config, Path]:
             input_shape=args.input_shape,
             seed=args.seed,
             lif=args.lif,
+            remat=args.remat,
         )
     except ValueError as error:
         parser.error(str(error))

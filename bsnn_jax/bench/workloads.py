@@ -48,7 +48,7 @@ class Workload:
     time_fold: bool | None = None
     xla_defaults: bool = False
     compute_dtype: str | None = None
-    remat: str | None = None
+    remat: str | None = "auto"
 
     @property
     def examples(self) -> int:

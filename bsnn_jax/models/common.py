@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from bsnn_jax import ops
 from bsnn_jax.nn import AGMM, LIF, BatchNorm, BinaryConv, BinaryConv1d, BinaryLinear, TracingLIF
 from bsnn_jax.nn.layers import CONV_OUTPUT
 from bsnn_jax.ops import encode
@@ -45,6 +46,15 @@ REMAT_POLICIES = {
     # keep each block's conv outputs; recompute the elementwise rest (BN, AGMM, LIF)
     "conv": jax.checkpoint_policies.save_only_these_names(CONV_OUTPUT),
 }
+# "auto" (the default) recomputes as "conv" in deep networks over long windows and not otherwise.
+# Measured on XLA:CPU (benchmarks/results/bptt_memory.md, section 8): with >= 5 recomputable
+# layers or blocks (VGG-11, VGGSNN, ResNet-19) "conv" keeps 30-50% less at T = 16, grows 2x per
+# doubling of T instead of up to 2.6x, and VGG-11's step is faster from T = 8 on; at T <= 4 it saved
+# memory but not time. In a 3-layer net (the benchmark's reference net) one layer's backward
+# dominates the peak and recomputing it costs memory and time.
+REMAT_CHOICES = (*REMAT_POLICIES, "auto", "none")  # "none" (the command line's spelling) = None
+AUTO_REMAT_MIN_TIMESTEPS = 8
+AUTO_REMAT_MIN_LAYERS = 5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,7 +64,7 @@ class NetOptions:
     ``neuron`` holds keyword arguments of ``nn.LIF`` (tau, v_th, reset, detach_reset, surrogate,
     beta, unroll); ``time_fold`` chooses how stateless layers run over time (``nn.time_map``);
     ``compute_dtype`` is the precision of the convolutions (``nn.SynapticLayer``), None for the input's;
-    ``remat`` recomputes each layer or block in the backward pass (``REMAT_POLICIES``, ``remat_call``);
+    ``remat`` recomputes each layer or block in the backward pass (``REMAT_CHOICES``, ``remat_call``);
     ``encoder`` turns the input into the T-step stream the stem reads (``MODEL_ENCODERS``, ``encode_input``),
     ``encoder_threshold`` is the delta encoder's step (or the latency encoder's silence level),
     ``encoder_key`` the rate encoder's first random key (``jax.random.key``; ``models.create`` draws it from its rngs);
@@ -65,7 +75,7 @@ class NetOptions:
     timesteps: int
     time_fold: bool
     compute_dtype: str | None = None
-    remat: str | None = None
+    remat: str | None = "auto"
     neuron: dict[str, Any] = dataclasses.field(default_factory=dict)
     encoder: str = "direct"
     encoder_threshold: float = 0.1
@@ -73,12 +83,20 @@ class NetOptions:
     encoder_key: jax.Array | None = None
 
     def __post_init__(self):
-        if self.remat is not None and self.remat not in REMAT_POLICIES:
-            raise ValueError(f"unknown remat policy {self.remat!r}; known: {sorted(REMAT_POLICIES)} or None")
+        if self.remat is not None and self.remat not in REMAT_CHOICES:
+            raise ValueError(f"unknown remat policy {self.remat!r}; known: {sorted(REMAT_CHOICES)} or None")
         if self.encoder == "rate" and self.encoder_key is None:
             raise ValueError("encoder 'rate' draws random spikes: give NetOptions an encoder_key=jax.random.key(seed) (models.create does)")
         if self.encoder not in MODEL_ENCODERS:
             raise ValueError(f"unknown encoder {self.encoder!r}; known: {list(MODEL_ENCODERS)}")
+
+    def remat_for(self, layers: int) -> str | None:
+        """The ``remat`` of a network with ``layers`` recomputable layers or blocks: "auto"
+        stays "auto" (decided per call by ``remat_call``) from ``AUTO_REMAT_MIN_LAYERS`` on and is
+        None below; "none" is None; any other choice is kept."""
+        if self.remat == "auto":
+            return "auto" if layers >= AUTO_REMAT_MIN_LAYERS else None
+        return None if self.remat == "none" else self.remat
 
     def lif(self) -> LIF:
         # TracingLIF is nn.LIF except online with the BSO code's adaptive trace (train.trace).
@@ -86,11 +104,25 @@ class NetOptions:
 
 
 def remat_call(remat: str | None, fn, *args):
-    """``fn(*args)``; with ``remat`` (a ``REMAT_POLICIES`` key) under ``nnx.remat``, so BPTT's
-    backward pass recomputes what the policy does not keep instead of holding it for all T steps."""
+    """``fn(*modules, x)`` for ``args = (*modules, x)``, x time-major ``[T, ...]``; with ``remat`` (a
+    ``REMAT_POLICIES`` key, or "auto": "conv" when T >= ``AUTO_REMAT_MIN_TIMESTEPS``) under
+    ``ops.remat``, so BPTT's backward pass recomputes what the policy does not keep instead of
+    holding it for all T steps (``nnx.remat``'s barriers are dropped by XLA:CPU). Online steps
+    (T = 1) never recompute under "auto"."""
+    *modules, x = args
+    if remat == "auto":
+        remat = "conv" if x.shape[0] >= AUTO_REMAT_MIN_TIMESTEPS else None
     if remat is None:
         return fn(*args)
-    return nnx.remat(fn, policy=REMAT_POLICIES[remat], graph=True, graph_updates=True)(*args)
+    graphdef, state = nnx.split(tuple(modules))
+
+    def pure(state, x):
+        merged = nnx.merge(graphdef, state)
+        return fn(*merged, x), nnx.state(merged)
+
+    y, state = ops.remat(pure, REMAT_POLICIES[remat])(state, x)
+    nnx.update(tuple(modules), state)
+    return y
 
 
 class NormalizedUnit(nnx.Module):

@@ -56,7 +56,7 @@ class SpikingMLP(SpikingNet):
         if not hidden:
             raise ValueError(f"{name} needs at least one hidden layer, got hidden={tuple(hidden)}")
         self._init_net(name, input_shape, opts)
-        self.remat = opts.remat
+        self.remat = opts.remat_for(len(hidden) - 1)
         features = math.prod(input_shape)
         units = []
         for i, width in enumerate(hidden):

@@ -125,7 +125,7 @@ def create(
     input_shape: tuple[int, ...] | None = None,
     time_fold: bool | None = None,
     compute_dtype: str | None = None,
-    remat: str | None = None,
+    remat: str | None = "auto",
     neuron: dict[str, Any] | None = None,
     stem: str | None = None,
     encoder: str = "direct",
@@ -149,8 +149,11 @@ def create(
         by default per backend (``nn.default_time_fold``).
       compute_dtype: precision of the convolutions, e.g. ``"bfloat16"`` (mixed precision: the
         parameters, BatchNorm and the LIF membrane stay float32); None computes in the input's.
-      remat: recompute each layer (VGG) or block (ResNet) in the backward pass to save memory:
-        ``"block"`` keeps only its input, ``"conv"`` also its conv outputs (``REMAT_POLICIES``).
+      remat: recompute each layer (VGG, MLP) or block (ResNet) in BPTT's backward pass to save memory
+        (``ops.remat``): ``"block"`` keeps only its input, ``"conv"`` also its conv outputs
+        (``REMAT_POLICIES``); ``"auto"`` is ``"conv"`` for calls over T >= 8 steps in networks of
+        at least 5 such layers or blocks (VGG-11, VGGSNN, the ResNets) and None otherwise
+        (``models.common.REMAT_CHOICES``); None never recomputes.
       neuron: keyword arguments of ``nn.LIF`` (tau, v_th, reset, surrogate, beta, ...).
       stem: the ResNets' stem, a key of ``resnet.STEMS`` (``"cifar"`` 3x3/1, ``"imagenet"``
         7x7/2 + max-pool, ``"bireal"`` 3x3/1 + max-pool); None: the family's (resnet18:

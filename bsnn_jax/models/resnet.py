@@ -90,7 +90,6 @@ class BiRealResNet(SpikingNet):
         if stem not in STEMS:
             raise ValueError(f"unknown stem {stem!r}; known: {', '.join(STEMS)}")
         self._init_net(name, input_shape, opts)
-        self.remat = opts.remat
         width = stages[0][0]
         self.stem = Stem(input_shape[-1], width, *STEMS[stem], opts, rngs=rngs)
         blocks = []
@@ -99,6 +98,7 @@ class BiRealResNet(SpikingNet):
                 blocks.append(BiRealBlock(width, out_width, stride if i == 0 else 1, opts, rngs=rngs))
                 width = out_width
         self.blocks = nnx.List(blocks)
+        self.remat = opts.remat_for(len(blocks))
         self.fc = BinaryLinear(width, num_classes, binary=False, spike_input=False, rngs=rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:

@@ -62,7 +62,7 @@ class SpikingVGG(SpikingNet):
         if head not in ("flatten", "gap"):
             raise ValueError(f"unknown head {head!r}; known: ['flatten', 'gap']")
         self._init_net(name, input_shape, opts)
-        self.head, self.time_fold, self.remat = head, opts.time_fold, opts.remat
+        self.head, self.time_fold = head, opts.time_fold
         self.cfg, self.dims = tuple(cfg), dims
         if dims == 1:
             length, channels = self.signal = signal_shape(input_shape, name)
@@ -94,6 +94,7 @@ class SpikingVGG(SpikingNet):
                 f"[N, H, W] with H*W = L), or use a model that takes any frame size, such as resnet19"
             )
         self.units, self.lifs = nnx.List(units), nnx.List(lifs)
+        self.remat = opts.remat_for(len(units) - 1)  # every unit but the stem
         features = channels if head == "gap" else h * w * channels
         self.fc = BinaryLinear(features, num_classes, binary=False, kernel_init=fc_init, rngs=rngs)
 

@@ -6,6 +6,7 @@ from bsnn_jax.ops.batchnorm import batch_norm
 from bsnn_jax.ops.binarize import binarize, channel_scale, sign_ste
 from bsnn_jax.ops.conv import conv1d, conv2d
 from bsnn_jax.ops.lif import lif_scan, lif_step
+from bsnn_jax.ops.remat import remat
 from bsnn_jax.ops.spike import SURROGATES, spike
 from bsnn_jax.ops.trace import TRACES, adaptive_decay, presynaptic_trace, trace_gradient
 
@@ -23,6 +24,7 @@ __all__ = [
     "lif_scan",
     "lif_step",
     "presynaptic_trace",
+    "remat",
     "sign_ste",
     "spike",
     "trace_gradient",

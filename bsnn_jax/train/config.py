@@ -23,7 +23,7 @@ from ml_collections import config_dict
 from bsnn_jax import models, ops, optim
 from bsnn_jax.data import KNOWN_DATASETS
 from bsnn_jax.data.dvs import DVS_AUGMENTATIONS
-from bsnn_jax.models.common import REMAT_POLICIES
+from bsnn_jax.models.common import REMAT_CHOICES
 from bsnn_jax.ops.lif import RESETS
 from bsnn_jax.train import losses
 from bsnn_jax.train.online import ONLINE_UPDATES
@@ -58,7 +58,8 @@ def _model_fields() -> ml_collections.ConfigDict:
     g.time_fold = config_dict.placeholder(bool)  # None: per backend (nn.default_time_fold)
     g.compute_dtype = config_dict.placeholder(str)  # None: float32; "bfloat16": mixed precision convs
     g.stem = config_dict.placeholder(str)  # ResNets: cifar | imagenet | bireal (models.resnet.STEMS); None: the family's
-    g.remat = config_dict.placeholder(str)  # None, "block" or "conv": recompute per layer/block (models.REMAT_POLICIES)
+    # "auto", "conv", "block" or None: recompute per layer/block in BPTT's backward (models.common.REMAT_CHOICES)
+    g.remat = config_dict.FieldReference("auto", field_type=str)
     g.encoder = "direct"  # the input before the first layer (models.MODEL_ENCODERS): direct | rate | latency | delta
     g.encoder_threshold = 0.1  # delta: the step between spikes; latency: inputs at or below it stay silent
     g.detach_scale = False  # True: no gradient through the binary kernels' scale gamma (AGMM Eq. 5; Q-SNN code)
@@ -392,8 +393,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
         value = get_field(config, key)
         ok = value in known or (key == "dataset.name" and value.startswith("npz:"))
         _check(ok, f"unknown {what} {value!r} ({key}); known: {', '.join(known)}")
-    remat, policies = config.model.remat, sorted(REMAT_POLICIES)
-    _check(remat is None or remat in policies, f"unknown remat policy {remat!r} (model.remat); known: {', '.join(policies)} or none")
+    remat, policies = config.model.remat, sorted(REMAT_CHOICES)
+    _check(remat is None or remat in policies, f"unknown remat policy {remat!r} (model.remat); known: {', '.join(policies)}")
     _check_sequence_options(config)
     _check_training(config)
     _check_neuron_backward(config.model.neuron)

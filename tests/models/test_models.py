@@ -5,7 +5,8 @@ import optax
 import pytest
 from flax import nnx
 
-from bsnn_jax import models, nn
+from bsnn_jax import models, nn, ops
+from bsnn_jax.models.common import REMAT_POLICIES
 from bsnn_jax.train.state import create_train_state
 from bsnn_jax.train.step import make_train_step
 
@@ -76,8 +77,8 @@ def test_time_fold_switch_gives_the_same_network():
 def test_remat_recomputes_and_keeps_gradients(name):
     """Recomputing each layer / block gives the same loss and gradients (BPTT over T=4), and the
     compiled step really recomputes: "block" runs every forward convolution twice, "conv" keeps
-    the convolutions' outputs (or most of them). (Peak memory is measured, not asserted: XLA:CPU schedules the
-    recomputation early, see the README's performance section.)"""
+    the convolutions' outputs (or most of them), and both keep less than no recomputation
+    (``ops.remat``; with ``nnx.remat`` XLA:CPU merged the recomputation back: the same bytes)."""
     shape = SMALL_INPUTS[name]
     batch = {"image": jax.random.uniform(jax.random.key(3), (8,) + shape), "label": jnp.arange(8) % 3}
 
@@ -88,18 +89,41 @@ def test_remat_recomputes_and_keeps_gradients(name):
         step = make_train_step(defs, optax.sgd(1.0), loss="mean_logits", donate=False).lower(state, batch).compile()
         new_state, metrics = step(state, batch)
         grads = jax.tree.map(lambda before, after: before - after, state.params, new_state.params)
-        return (metrics["loss"], grads), step.as_text().count(" convolution(")
+        return (metrics["loss"], grads), step.as_text().count(" convolution("), step.memory_analysis().temp_size_in_bytes
 
-    (value, grads), convolutions = compiled(None)
+    (value, grads), convolutions, kept = compiled(None)
     counts = {}
     for remat in ("conv", "block"):
-        (value_r, grads_r), counts[remat] = compiled(remat)
+        (value_r, grads_r), counts[remat], kept_r = compiled(remat)
+        assert kept_r < 0.8 * kept, (remat, kept_r, kept)
         np.testing.assert_allclose(float(value_r), float(value), rtol=1e-5)
         for g, g_r in zip(jax.tree.leaves(grads), jax.tree.leaves(grads_r), strict=True):
             np.testing.assert_allclose(
                 np.asarray(g_r), np.asarray(g), rtol=1e-4, atol=1e-7
             )  # params - new params: float32 ulps of |w| ~ 0.1
     assert convolutions <= counts["conv"] < counts["block"]
+
+
+def test_auto_remat_recomputes_deep_nets_over_long_windows(monkeypatch):
+    """The default ``remat="auto"`` recomputes each layer / block ("conv") of a net with at least
+    5 of them (VGG-11: 7 layers after the stem, ResNet-19: 16 blocks) in calls over T >= 8 steps,
+    and nothing at T = 4, in a 1-step (online) call, or in the 3-layer reference net; "none" never,
+    "conv" always."""
+    policies = []
+    real = ops.remat
+    monkeypatch.setattr(ops, "remat", lambda fn, policy=None: policies.append(policy) or real(fn, policy))
+
+    def recomputed(name, t, online=False, remat="auto"):
+        policies.clear()
+        model = models.create(name, variant="bsnn", timesteps=t, input_shape=(8, 8, 3), remat=remat, rngs=0)
+        model, t = (nn.online(model, t=0), 1) if online else (model, t)
+        nnx.eval_shape(lambda m, x: m(x), model, jnp.zeros((t, 2, 8, 8, 3)))
+        assert all(p is REMAT_POLICIES["conv"] for p in policies)
+        return len(policies)
+
+    assert (recomputed("vgg11", 8), recomputed("vgg11", 4), recomputed("vgg11", 8, online=True)) == (7, 0, 0)
+    assert (recomputed("resnet19", 8), recomputed("reference", 8), recomputed("reference", 16)) == (16, 0, 0)
+    assert (recomputed("vgg11", 8, remat="none"), recomputed("reference", 4, remat="conv")) == (0, 3)
 
 
 def test_neuron_options_reach_every_lif():

@@ -31,6 +31,8 @@ def test_overrides_nested_keys_and_type_coercion():
     assert c.dataset.augment is False and c.progress is True and c.model.variant == "bsnn"
     back = O.apply_overrides(c, [("model.time_fold", "none")])
     assert back.model.time_fold is None
+    for text in ("none", "conv", "auto"):  # remat's default is "auto"; "none" turns it off
+        C.validate(O.apply_overrides(c, [("model.remat", text)]))
     # the input config is not modified
     assert C.default_config().num_epochs == 1
 
@@ -110,7 +112,7 @@ def test_config_file_errors(tmp_path):
         (("schedule.warmup_epochs", "5"), r"schedule.warmup_epochs must be in"),
         (("model.neuron.reset", "hrad"), r"unknown reset 'hrad' \(model.neuron.reset\); known: hard, soft"),
         (("model.neuron.surrogate", "gauss"), r"unknown surrogate 'gauss' \(model.neuron.surrogate\); known: .*triangle"),
-        (("model.remat", "all"), r"unknown remat policy 'all' \(model.remat\); known: block, conv or none"),
+        (("model.remat", "all"), r"unknown remat policy 'all' \(model.remat\); known: auto, block, conv, none"),
     ],
 )
 def test_validation_names_the_field(override, message):
