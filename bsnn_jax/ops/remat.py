@@ -51,8 +51,7 @@ def remat(fn, policy=None):
         return fn(*args)
 
     def forward(*args):
-        out, pullback = jax.vjp(checkpointed, *args)
-        return out, pullback
+        return jax.vjp(checkpointed, *args)  # (output, pullback): the pullback is a pytree of residuals
 
     def backward(pullback, g):
         return _tie(pullback, _anchor(g))(g)

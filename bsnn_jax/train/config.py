@@ -58,7 +58,7 @@ def _model_fields() -> ml_collections.ConfigDict:
     g.time_fold = config_dict.placeholder(bool)  # None: per backend (nn.default_time_fold)
     g.compute_dtype = config_dict.placeholder(str)  # None: float32; "bfloat16": mixed precision convs
     g.stem = config_dict.placeholder(str)  # ResNets: cifar | imagenet | bireal (models.resnet.STEMS); None: the family's
-    # "auto", "conv", "block" or None: recompute per layer/block in BPTT's backward (models.common.REMAT_CHOICES)
+    # "auto", "conv", "block" or "none": recompute per layer/block in BPTT's backward (models.common.REMAT_CHOICES)
     g.remat = config_dict.FieldReference("auto", field_type=str)
     g.encoder = "direct"  # the input before the first layer (models.MODEL_ENCODERS): direct | rate | latency | delta
     g.encoder_threshold = 0.1  # delta: the step between spikes; latency: inputs at or below it stay silent
