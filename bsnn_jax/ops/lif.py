@@ -51,7 +51,31 @@ def lif_step(
     s = spike(h, v_th, beta, surrogate)
     s_reset = lax.stop_gradient(s) if detach_reset else s
     u_next = h * (1 - s_reset) if reset == "hard" else h - v_th * s_reset
-    return u_next.astype(u.dtype), s.astype(x.dtype)
+    return computed_once(u_next.astype(u.dtype)), s.astype(x.dtype)
+
+
+@jax.custom_vjp
+def computed_once(value: jax.Array) -> jax.Array:
+    """``value`` unchanged (and its gradient), as an array XLA computes once, not once per use.
+
+    XLA fuses elementwise producers into their consumers and duplicates cheap ones into every
+    consumer. Over an unrolled recurrence (``U[t]`` feeds ``H[t+1]`` and what the backward keeps)
+    each time step's fusion then recomputes the whole chain ``U[0..t]`` from the inputs:
+    ``T^2 / 2`` steps of work and input reads instead of T (XLA:CPU, jax 0.10: a VGG-11 BPTT step
+    at T = 32 ran per-step LIF fusions up to 32 steps long; ``benchmarks/results/bptt_memory.md``).
+    A division is an instruction XLA does not duplicate, and dividing by a 1 it cannot prove is 1
+    (``1 + 0 * v`` where ``v`` is finite: ``0 * v`` is not folded for floats) keeps every bit. The
+    backward divides the gradient the same way, which breaks the backward recurrence too; nothing
+    is kept for it. ``jax.custom_vjp``: reverse mode only, like ``ops.spike``.
+    """
+    return _divide_by_one(value)
+
+
+def _divide_by_one(v: jax.Array) -> jax.Array:
+    return v / jnp.where(jnp.isfinite(v), 1 + 0 * v, 1).astype(v.dtype)
+
+
+computed_once.defvjp(lambda value: (_divide_by_one(value), None), lambda _, g: (_divide_by_one(g),))
 
 
 def lif_scan(
@@ -151,7 +175,7 @@ def _lif_forward(x, u0, n: _Neuron):
         h = n.tau * u + x_t
         s = (h - n.v_th >= 0).astype(h.dtype)  # as ops.spike computes it
         u_next = h * (1 - s) if n.reset == "hard" else h - n.v_th * s
-        return u_next.astype(u.dtype), (s.astype(x.dtype), h)
+        return computed_once(u_next.astype(u.dtype)), (s.astype(x.dtype), h)
 
     u_last, (spikes, h) = lax.scan(step, u0, x, unroll=n.unroll)
     return spikes, u_last, h
@@ -179,7 +203,7 @@ def _lif_fused_bwd(n: _Neuron, residuals, cotangents):
         if not n.detach_reset:  # the reset term's gradient through S
             g_s = g_s + (-(g_u * h) if n.reset == "hard" else -(g_u * n.v_th))
         g_h = g_s * surrogate(h - n.v_th, jnp.asarray(n.beta, h_dtype)).astype(h_dtype)
-        g_h = g_h + (g_u * (1 - s) if n.reset == "hard" else g_u)
+        g_h = computed_once(g_h + (g_u * (1 - s) if n.reset == "hard" else g_u))
         return (n.tau * g_h).astype(g_u_last.dtype), g_h.astype(g_spikes.dtype)
 
     g_u0, g_x = lax.scan(step, g_u_last, (saved, spikes, g_spikes), reverse=True, unroll=n.unroll)

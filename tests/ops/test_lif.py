@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from bsnn_jax.ops import lif_scan, lif_step
+from bsnn_jax.ops import computed_once, lif_scan, lif_step
 
 
 def test_hard_reset_hand_worked_sequence():
@@ -147,3 +147,41 @@ def test_array_tau_takes_the_autodiff_path_with_its_gradient():
     x = jnp.array([0.1, 0.2, -0.3, 0.25])[:, None]
     g = jax.grad(lambda tau: jnp.sum(lif_scan(x, tau, 5.0, fused=True, return_membrane=True)[1]))(0.6)
     np.testing.assert_allclose(float(g), 3 * 0.6**2 * 0.1 + 2 * 0.6 * 0.2 + 1 * -0.3, rtol=1e-5)
+
+
+def test_computed_once_is_the_identity_bit_for_bit_with_an_identity_gradient():
+    # Every normal float, signed zeros and non-finite values (subnormals are flushed to zero here
+    # as by any XLA:CPU arithmetic, e.g. the tau * U + X that makes a membrane).
+    v = jnp.array([0.3, -0.0, 0.0, 1.2e-38, -3e38, jnp.inf, -jnp.inf, jnp.nan, 7.0])
+    out = np.asarray(jax.jit(computed_once)(v))
+    np.testing.assert_array_equal(out.view(np.uint32), np.asarray(v).view(np.uint32))
+    w = jnp.arange(1.0, 10.0)
+    g = jax.grad(lambda z: jnp.sum(w * computed_once(z)))(jnp.linspace(-1.0, 1.0, 9))
+    np.testing.assert_array_equal(np.asarray(g), np.asarray(w))
+
+
+def _largest_computation(text: str) -> int:
+    """Instructions in the largest non-entry computation (fused kernel) of an XLA HLO module."""
+    sizes, size = [], None
+    for line in text.splitlines():
+        if line.endswith("{") and not line.startswith(("ENTRY", "HloModule", " ")):
+            size = 0
+        elif line == "}" and size is not None:
+            sizes.append(size)
+            size = None
+        elif size is not None and " = " in line:
+            size += 1
+    return max(sizes)
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_unrolled_lif_compiles_to_kernels_whose_size_does_not_grow_with_t(fused):
+    # Without ops.computed_once XLA duplicates the membrane chain into every time step's kernel:
+    # the kernel of step t recomputes U[0..t] (the largest kernel grows with T, the work as T^2).
+    def largest(t):
+        loss = lambda x: jnp.sum(lif_scan(x, 0.5, 1.0, reset="soft", surrogate="sigmoid", beta=4.0, fused=fused) * x)
+        x = jnp.ones((t, 4, 8))
+        return _largest_computation(jax.jit(jax.grad(loss)).lower(x).compile().as_text())
+
+    short, long = largest(8), largest(32)
+    assert long <= 1.25 * short, (short, long)
