@@ -51,7 +51,7 @@ def lif_step(
     s = spike(h, v_th, beta, surrogate)
     s_reset = lax.stop_gradient(s) if detach_reset else s
     u_next = h * (1 - s_reset) if reset == "hard" else h - v_th * s_reset
-    return computed_once(u_next.astype(u.dtype)), s.astype(x.dtype)
+    return u_next.astype(u.dtype), s.astype(x.dtype)
 
 
 @jax.custom_vjp
@@ -76,6 +76,23 @@ def _divide_by_one(v: jax.Array) -> jax.Array:
 
 
 computed_once.defvjp(lambda value: (_divide_by_one(value), None), lambda _, g: (_divide_by_one(g),))
+
+# From this many steps on, an unrolled LIF scan computes its membrane once per step. Below it the
+# chain XLA duplicates is at most 7 steps long, and keeping U[t] instead costs memory and time:
+# the reference net's BPTT step at T = 2 and 4 kept 5-8% more and ran 2-7% slower with it
+# (``benchmarks/results/bptt_memory.md``, section 9).
+CARRY_ONCE_MIN_TIMESTEPS = 8
+
+
+def carry_once(timesteps: int):
+    """What an unrolled scan over ``timesteps`` LIF steps applies to its membrane carry (and the
+    fused backward to its gradient): :func:`computed_once` from ``CARRY_ONCE_MIN_TIMESTEPS`` on,
+    else nothing."""
+    return computed_once if timesteps >= CARRY_ONCE_MIN_TIMESTEPS else _unchanged
+
+
+def _unchanged(value: jax.Array) -> jax.Array:
+    return value
 
 
 def lif_scan(
@@ -141,8 +158,11 @@ def lif_scan(
         spikes, u_last = _lif_fused(x, u0, neuron)
         return (spikes, u_last) if return_membrane else spikes
 
+    once = carry_once(x.shape[0])
+
     def step(u, x_t):
-        return lif_step(u, x_t, tau=tau, v_th=v_th, reset=reset, detach_reset=detach_reset, surrogate=surrogate, beta=beta)
+        u, s = lif_step(u, x_t, tau=tau, v_th=v_th, reset=reset, detach_reset=detach_reset, surrogate=surrogate, beta=beta)
+        return once(u), s
 
     u_last, spikes = lax.scan(step, u0, x, unroll=unroll)
     return (spikes, u_last) if return_membrane else spikes
@@ -170,12 +190,13 @@ def _lif_fused(x: jax.Array, u0: jax.Array, n: _Neuron) -> tuple[jax.Array, jax.
 
 def _lif_forward(x, u0, n: _Neuron):
     """The forward recurrence; also returns the pre-reset membranes H[t] the backward needs."""
+    once = carry_once(x.shape[0])
 
     def step(u, x_t):
         h = n.tau * u + x_t
         s = (h - n.v_th >= 0).astype(h.dtype)  # as ops.spike computes it
         u_next = h * (1 - s) if n.reset == "hard" else h - n.v_th * s
-        return computed_once(u_next.astype(u.dtype)), (s.astype(x.dtype), h)
+        return once(u_next.astype(u.dtype)), (s.astype(x.dtype), h)
 
     u_last, (spikes, h) = lax.scan(step, u0, x, unroll=n.unroll)
     return spikes, u_last, h
@@ -194,6 +215,7 @@ def _lif_fused_bwd(n: _Neuron, residuals, cotangents):
     g_spikes, g_u_last = cotangents
     h_dtype = jnp.result_type(g_spikes.dtype, g_u_last.dtype)  # H = tau U + X in the wider of the two
     surrogate = SURROGATES[n.surrogate]
+    once = carry_once(spikes.shape[0])
 
     def step(g_u, inputs):
         # The chain rule of lif_step in the order autodiff applies it, so the sums round alike.
@@ -203,7 +225,7 @@ def _lif_fused_bwd(n: _Neuron, residuals, cotangents):
         if not n.detach_reset:  # the reset term's gradient through S
             g_s = g_s + (-(g_u * h) if n.reset == "hard" else -(g_u * n.v_th))
         g_h = g_s * surrogate(h - n.v_th, jnp.asarray(n.beta, h_dtype)).astype(h_dtype)
-        g_h = computed_once(g_h + (g_u * (1 - s) if n.reset == "hard" else g_u))
+        g_h = once(g_h + (g_u * (1 - s) if n.reset == "hard" else g_u))
         return (n.tau * g_h).astype(g_u_last.dtype), g_h.astype(g_spikes.dtype)
 
     g_u0, g_x = lax.scan(step, g_u_last, (saved, spikes, g_spikes), reverse=True, unroll=n.unroll)
