@@ -98,9 +98,11 @@ def test_remat_recomputes_and_keeps_gradients(name):
         assert kept_r < 0.8 * kept, (remat, kept_r, kept)
         np.testing.assert_allclose(float(value_r), float(value), rtol=1e-5)
         for g, g_r in zip(jax.tree.leaves(grads), jax.tree.leaves(grads_r), strict=True):
-            np.testing.assert_allclose(
-                np.asarray(g_r), np.asarray(g), rtol=1e-4, atol=1e-7
-            )  # params - new params: float32 ulps of |w| ~ 0.1
+            # params - new params resolve float32 ulps of |w| ~ 0.1 (1e-7), and recomputed BatchNorm
+            # statistics round in another order: an AMD EPYC VM differed by 1.6e-7 on one of 3456
+            # ResNet-19 kernel gradients of scale 0.08 (hence the term relative to that scale).
+            scale = float(np.max(np.abs(np.asarray(g))))
+            np.testing.assert_allclose(np.asarray(g_r), np.asarray(g), rtol=1e-4, atol=1e-7 + 1e-5 * scale)
     assert convolutions <= counts["conv"] < counts["block"]
 
 
