@@ -66,7 +66,8 @@ def computed_once(value: jax.Array) -> jax.Array:
     A division is an instruction XLA does not duplicate, and dividing by a 1 it cannot prove is 1
     (``1 + 0 * v`` where ``v`` is finite: ``0 * v`` is not folded for floats) keeps every bit. The
     backward divides the gradient the same way, which breaks the backward recurrence too; nothing
-    is kept for it. ``jax.custom_vjp``: reverse mode only, like ``ops.spike``.
+    is kept for it. ``jax.custom_vjp``: reverse mode only, like ``ops.spike``. ``lif_scan``
+    applies it to its membrane through :func:`carry_once`.
     """
     return _divide_by_one(value)
 
