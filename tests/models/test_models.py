@@ -3,6 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from export.test_export_fold import TINY_RESNET  # tests/ is on sys.path (rootdir conftest)
 from flax import nnx
 
 from bsnn_jax import models, nn, ops
@@ -73,13 +74,16 @@ def test_time_fold_switch_gives_the_same_network():
     np.testing.assert_allclose(np.asarray(outs[0]), np.asarray(outs[1]), rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("name", ["reference", "resnet19"])
-def test_remat_recomputes_and_keeps_gradients(name):
+@pytest.mark.parametrize("name", ["reference", "tiny_resnet", pytest.param("resnet19", marks=pytest.mark.slow)])
+def test_remat_recomputes_and_keeps_gradients(name, monkeypatch):
     """Recomputing each layer / block gives the same loss and gradients (BPTT over T=4), and the
     compiled step really recomputes: "block" runs every forward convolution twice, "conv" keeps
     the convolutions' outputs (or most of them), and both keep less than no recomputation
-    (``ops.remat``; with ``nnx.remat`` XLA:CPU merged the recomputation back: the same bytes)."""
-    shape = SMALL_INPUTS[name]
+    (``ops.remat``; with ``nnx.remat`` XLA:CPU merged the recomputation back: the same bytes).
+    The 3-block ResNet has ResNet-19's kinds of blocks (identity and strided 1x1-conv shortcuts)
+    and compiles in seconds; ResNet-19 itself runs with ``make test-slow``."""
+    monkeypatch.setitem(models.FAMILIES, "tiny_resnet", TINY_RESNET)
+    shape = SMALL_INPUTS.get(name) or TINY_RESNET.input_shape
     batch = {"image": jax.random.uniform(jax.random.key(3), (8,) + shape), "label": jnp.arange(8) % 3}
 
     def compiled(remat):
