@@ -90,14 +90,19 @@ def test_bad_arguments_are_clear_errors():
         online_memory.parse_config(["--batch-size", "0"])
 
 
-def test_bptt_step_with_the_fused_lif_equals_the_autodiff_one():
+@pytest.fixture(scope="module")
+def bptt_step():
+    """``one_step("bptt")`` (CONFIG's autodiff LIF), compiled once for the tests that read it."""
+    return one_step("bptt")
+
+
+def test_bptt_step_with_the_fused_lif_equals_the_autodiff_one(bptt_step):
     # The same step differentiated both ways (--lif fused / autodiff) moves the weights alike.
-    after = {}
-    for lif in ("fused", "autodiff"):
-        config = Config(**{**CONFIG.__dict__, "lif": lif})
-        training = online_memory.build_step("bptt", 3, config)
-        state, _ = training.step(training.state, online_memory.make_batch(config))
-        after[lif] = jax.tree.leaves(state.params)
+    assert CONFIG.lif == "autodiff"
+    config = Config(**{**CONFIG.__dict__, "lif": "fused"})
+    training = online_memory.build_step("bptt", 3, config)
+    state, _ = training.step(training.state, online_memory.make_batch(config))
+    after = {"fused": jax.tree.leaves(state.params), "autodiff": jax.tree.leaves(bptt_step[2].params)}
     moved = 0
     for a, b in zip(after["fused"], after["autodiff"], strict=True):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
@@ -105,8 +110,8 @@ def test_bptt_step_with_the_fused_lif_equals_the_autodiff_one():
     assert moved > 1000
 
 
-def test_bptt_step_is_sgd_with_momentum_at_0_1_on_latent_weights():
-    training, before, state = one_step("bptt")
+def test_bptt_step_is_sgd_with_momentum_at_0_1_on_latent_weights(bptt_step):
+    training, before, state = bptt_step
     (momentum,) = states(state.opt_state, optax.TraceState)
     (schedule,) = states(state.opt_state, optax.ScaleByScheduleState)
     assert int(schedule.count) == 1

@@ -17,14 +17,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
-from rich.console import Console
-from train.conftest import tiny_config  # tests/ is on sys.path (rootdir conftest)
 
 from bsnn_jax import cli, export
 from bsnn_jax import nn as bsnn_nn
 from bsnn_jax.export.packed import PackedConvUnit, to_packed
 from bsnn_jax.models import ConvUnit
-from bsnn_jax.train import fit
 from bsnn_jax.train.restore import restore
 
 
@@ -34,9 +31,9 @@ def _logits(model, x):
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("export") / "run"
-    fit(tiny_config(), workdir, console=Console(quiet=True))
+def trained(tiny_run):
+    """conftest's session-wide run of ``tiny_config()``, restored, and its float logits."""
+    workdir, _ = tiny_run
     restored = restore(workdir)
     model, dataset = restored.model, restored.dataset
     images, labels = dataset.test.images, dataset.test.labels
@@ -52,8 +49,8 @@ def trained(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def packed(trained):
-    path = trained["workdir"].parent / "model.bsnn"
+def packed(trained, tmp_path_factory):
+    path = tmp_path_factory.mktemp("packed") / "model.bsnn"  # not beside the shared run
     info = export.export_run(trained["workdir"], path)
     return path, info, export.load(path)
 

@@ -41,11 +41,9 @@ def _rows(workdir):
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory, make_config):
-    """One uninterrupted 2-epoch run."""
-    workdir = tmp_path_factory.mktemp("reference")
-    summary = train.fit(make_config(), workdir, console=QUIET)
-    return workdir, summary
+def reference(tiny_run):
+    """One uninterrupted 2-epoch run of ``make_config()``: conftest's session-wide tiny run."""
+    return tiny_run
 
 
 def test_metrics_jsonl_config_json_and_checkpoints(reference):
