@@ -169,7 +169,7 @@ def test_linen_bridge_trains_every_parameter(setup):
     # the same gradients as the NNX module holding these arrays
     model = models.create("small_cnn", **KW, rngs=0)
     nnx.update(model, nnx.State(variables["params"]["net"]), nnx.State(variables["batch_stats"]["net"]))
-    ref = nnx.grad(lambda m: xent(m(x), y))(model)
+    ref = nnx.jit(nnx.grad(lambda m: xent(m(x), y)))(model)  # jitted: op-by-op dispatch took ~10 s
     for a, b in zip(jax.tree.leaves(grads["net"]), jax.tree.leaves(nnx.as_pure(ref)), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
     # the new kernels are read back into the binary layers: other logits, same as the NNX module's
