@@ -5,7 +5,8 @@ from bsnn_jax.ops.agmm import agmm
 from bsnn_jax.ops.batchnorm import batch_norm
 from bsnn_jax.ops.binarize import binarize, channel_scale, sign_ste
 from bsnn_jax.ops.conv import conv1d, conv2d
-from bsnn_jax.ops.lif import computed_once, lif_scan, lif_step
+from bsnn_jax.ops.lif import lif_scan, lif_step
+from bsnn_jax.ops.once import computed_once
 from bsnn_jax.ops.remat import remat
 from bsnn_jax.ops.spike import SURROGATES, spike
 from bsnn_jax.ops.trace import TRACES, adaptive_decay, presynaptic_trace, trace_gradient

@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from bsnn_jax.ops.once import computed_once
 from bsnn_jax.ops.spike import SURROGATES, check_surrogate, spike
 
 RESETS = ("hard", "soft")
@@ -53,30 +54,6 @@ def lif_step(
     u_next = h * (1 - s_reset) if reset == "hard" else h - v_th * s_reset
     return u_next.astype(u.dtype), s.astype(x.dtype)
 
-
-@jax.custom_vjp
-def computed_once(value: jax.Array) -> jax.Array:
-    """``value`` unchanged (and its gradient), as an array XLA computes once, not once per use.
-
-    XLA fuses elementwise producers into their consumers and duplicates cheap ones into every
-    consumer. Over an unrolled recurrence (``U[t]`` feeds ``H[t+1]`` and what the backward keeps)
-    each time step's fusion then recomputes the whole chain ``U[0..t]`` from the inputs:
-    ``T^2 / 2`` steps of work and input reads instead of T (XLA:CPU, jax 0.10: a VGG-11 BPTT step
-    at T = 32 ran per-step LIF fusions up to 32 steps long; ``benchmarks/results/bptt_memory.md``).
-    A division is an instruction XLA does not duplicate, and dividing by a 1 it cannot prove is 1
-    (``1 + 0 * v`` where ``v`` is finite: ``0 * v`` is not folded for floats) keeps every bit. The
-    backward divides the gradient the same way, which breaks the backward recurrence too; nothing
-    is kept for it. ``jax.custom_vjp``: reverse mode only, like ``ops.spike``. ``lif_scan``
-    applies it to its membrane through :func:`carry_once`.
-    """
-    return _divide_by_one(value)
-
-
-def _divide_by_one(v: jax.Array) -> jax.Array:
-    return v / jnp.where(jnp.isfinite(v), 1 + 0 * v, 1).astype(v.dtype)
-
-
-computed_once.defvjp(lambda value: (_divide_by_one(value), None), lambda _, g: (_divide_by_one(g),))
 
 # From this many steps on, an unrolled LIF scan computes its membrane once per step. Below it the
 # chain XLA duplicates is at most 7 steps long, and keeping U[t] instead costs memory and time:

@@ -6,9 +6,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
+from hlo_work import elementwise_work  # tests/ is on sys.path (rootdir conftest)
 
 from bsnn_jax.nn import BatchNorm
-from bsnn_jax.ops import batch_norm
+from bsnn_jax.ops import batch_norm, lif_scan
 
 SHAPE = (3, 2, 4, 4, 5)  # [T, B, H, W, C]
 
@@ -126,3 +127,23 @@ def test_small_network_gradients_equal_the_flax_and_autodiff_path(monkeypatch):
     old = grads({"fused": False})
     for (path, a), (_, b) in zip(jax.tree.leaves_with_path(new), jax.tree.leaves_with_path(old), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6, err_msg=jax.tree_util.keystr(path))
+
+
+def _bn_lif_work(t: int) -> int:
+    """Elementwise work of the gradient of BN over T folded into the batch, then an unrolled LIF."""
+    b, c = 4, 8
+    scale, bias = jnp.linspace(0.5, 2.0, c), jnp.linspace(-1.0, 1.0, c)
+
+    def loss(x):
+        y = batch_norm(x, scale, bias)[0].reshape(t, b, c)
+        return jnp.sum(lif_scan(y, 0.5, 1.0, reset="soft", surrogate="sigmoid", beta=4.0) * x.reshape(t, b, c))
+
+    return elementwise_work(jax.jit(jax.grad(loss)).lower(jnp.ones((t * b, c))).compile().as_text())
+
+
+def test_backward_work_is_linear_in_t():
+    # The LIF's gradient arrives as T per-step pieces, so XLA splits BN's per-channel sums into T
+    # partial sums and, unless they are computed once, adds them up again inside every element of
+    # the input gradient: T^2 work (2.8x per doubling of T on VGG-11 at T = 16 -> 32).
+    short, long = _bn_lif_work(16), _bn_lif_work(32)
+    assert long <= 2.1 * short, (short, long)

@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from hlo_work import kernel_sizes  # tests/ is on sys.path (rootdir conftest)
 
 from bsnn_jax.ops import computed_once, lif_scan, lif_step
 from bsnn_jax.ops.lif import CARRY_ONCE_MIN_TIMESTEPS
@@ -161,27 +162,9 @@ def test_computed_once_is_the_identity_bit_for_bit_with_an_identity_gradient():
     np.testing.assert_array_equal(np.asarray(g), np.asarray(w))
 
 
-def _kernel_sizes(hlo_text: str) -> list[int]:
-    """Instructions in each non-entry computation (the fused kernels) of an XLA HLO module's text.
-
-    Their sum measures the work XLA compiled: a value it duplicates into several kernels counts
-    once per copy.
-    """
-    sizes, size = [], None
-    for line in hlo_text.splitlines():
-        if line.endswith("{") and not line.startswith(("ENTRY", "HloModule", " ")):
-            size = 0
-        elif line == "}" and size is not None:
-            sizes.append(size)
-            size = None
-        elif size is not None and " = " in line:
-            size += 1
-    return sizes
-
-
 def _lif_kernels(t: int, fused: bool, scan=lif_scan) -> list[int]:
     loss = lambda x: jnp.sum(scan(x, 0.5, 1.0, reset="soft", surrogate="sigmoid", beta=4.0, fused=fused) * x)
-    return _kernel_sizes(jax.jit(jax.grad(loss)).lower(jnp.ones((t, 4, 8))).compile().as_text())
+    return list(kernel_sizes(jax.jit(jax.grad(loss)).lower(jnp.ones((t, 4, 8))).compile().as_text()).values())
 
 
 @pytest.mark.parametrize("fused", [False, True])
