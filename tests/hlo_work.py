@@ -17,7 +17,8 @@ def kernel_sizes(hlo_text: str) -> dict[str, int]:
     sizes, name = {}, None
     for line in hlo_text.splitlines():
         if line.endswith("{") and not line.startswith(("ENTRY", "HloModule", " ")):
-            name, sizes[line.split()[0].lstrip("%")] = line.split()[0].lstrip("%"), 0
+            name = line.split()[0].lstrip("%")
+            sizes[name] = 0
         elif line == "}":
             name = None
         elif name is not None and " = " in line:
