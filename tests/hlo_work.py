@@ -8,22 +8,47 @@ import re
 _FUSION = re.compile(r"^\s*%\S+ = \(?\w+\[([\d,]*)\][^=]*? fusion\(.*?calls=%([\w.\-]+)")
 
 
+_INSTRUCTION = re.compile(r"^\s*(ROOT )?%([\w.\-]+) = (?:\([^=]*?\)|\S+) ([\w\-]+)\(([^)]*)\)")
+
+
 def kernel_sizes(hlo_text: str) -> dict[str, int]:
-    """Instructions in each non-entry computation (the fused kernels), by name.
+    """Instructions each non-entry computation (a fused kernel) evaluates per output element, by name.
 
     Their sum measures the work XLA compiled: a value it duplicates into several kernels counts
-    once per copy.
+    once per copy. A ``concatenate`` evaluates one of its operands per element (a scan's stacked
+    outputs are one): it counts its largest operand's instructions, not all of them, so stacking
+    T steps' outputs adds nothing that grows with T while a kernel recomputing a longer chain at
+    later steps still does.
     """
-    sizes, name = {}, None
+    kernels, name = {}, None
     for line in hlo_text.splitlines():
         if line.endswith("{") and not line.startswith(("ENTRY", "HloModule", " ")):
             name = line.split()[0].lstrip("%")
-            sizes[name] = 0
+            kernels[name] = ({}, [])
         elif line == "}":
             name = None
-        elif name is not None and " = " in line:
-            sizes[name] += 1
-    return sizes
+        elif name is not None and (match := _INSTRUCTION.match(line)):
+            root, instruction, opcode, operands = match.groups()
+            kernels[name][0][instruction] = (opcode, re.findall(r"%([\w.\-]+)", operands))
+            if root:
+                kernels[name][1].append(instruction)
+    return {name: len(_evaluated(graph, roots)) for name, (graph, roots) in kernels.items()}
+
+
+def _evaluated(graph: dict[str, tuple[str, list[str]]], roots: list[str]) -> set[str]:
+    """The instructions evaluated for one output element of the kernel ``graph``."""
+    cones: dict[str, frozenset[str]] = {}
+
+    def cone(instruction: str) -> frozenset[str]:
+        if instruction not in cones:
+            opcode, operands = graph[instruction]
+            parts = [cone(o) for o in operands if o in graph]
+            if opcode == "concatenate" and parts:
+                parts = [max(parts, key=len)]
+            cones[instruction] = frozenset({instruction}).union(*parts)
+        return cones[instruction]
+
+    return set().union(*(cone(r) for r in roots))
 
 
 def elementwise_work(hlo_text: str) -> int:

@@ -55,22 +55,50 @@ def lif_step(
     return u_next.astype(u.dtype), s.astype(x.dtype)
 
 
-# From this many steps on, an unrolled LIF scan computes its membrane once per step. Below it the
-# chain XLA duplicates is at most 7 steps long, and keeping U[t] instead costs memory and time:
-# the reference net's BPTT step at T = 2 and 4 kept 5-8% more and ran 2-7% slower with it
-# (``benchmarks/results/bptt_memory.md``, section 9).
+# From this many steps on, an unrolled LIF scan has XLA keep its membrane every
+# MEMBRANE_KEPT_EVERY steps (``scan_keeping_carry``). Below it the chain XLA duplicates is at most
+# 7 steps long and nothing is added: keeping U[t] at every step instead made the reference net's
+# BPTT step at T = 2 and 4 keep 5-8% more and run 2-7% slower (``benchmarks/results/bptt_memory.md``,
+# section 9).
 CARRY_ONCE_MIN_TIMESTEPS = 8
+# A membrane kept every 4 steps: XLA recomputes at most 3 steps of the chain inside each step's
+# kernels (the work T = 4 does) and keeps 1 membrane per 4 steps, where keeping every step's cost
+# 4 bytes per neuron and step more than T = 4 keeps (the reference net: 2.31x the memory from T = 4
+# to 8 with every step kept, 2.08x with every 4th; section 12).
+MEMBRANE_KEPT_EVERY = 4
 
 
-def carry_once(timesteps: int):
-    """What an unrolled scan over ``timesteps`` LIF steps applies to its membrane carry (and the
-    fused backward to its gradient): :func:`computed_once` from ``CARRY_ONCE_MIN_TIMESTEPS`` on,
-    else nothing."""
-    return computed_once if timesteps >= CARRY_ONCE_MIN_TIMESTEPS else _unchanged
+def scan_keeping_carry(step, carry, xs, *, unroll, reverse: bool = False):
+    """``lax.scan(step, carry, xs, unroll=unroll, reverse=reverse)`` over a time axis, with the
+    carry (an LIF membrane or its gradient) made an array XLA computes once (:func:`computed_once`)
+    after every ``MEMBRANE_KEPT_EVERY`` steps, from ``CARRY_ONCE_MIN_TIMESTEPS`` steps on.
 
+    XLA fuses an unrolled recurrence into per-step kernels that each recompute the chain from the
+    last value it keeps, ``T^2 / 2`` steps of work over T steps with none kept; keeping every
+    4th carry bounds each chain to 4 steps (linear work) for a quarter of the memory of keeping
+    them all. The scan runs over chunks of 4 fully unrolled steps (``unroll`` applies to the
+    chunks), the leftover steps last (first when ``reverse``). Same values, bit for bit.
+    """
+    length = jax.tree.leaves(xs)[0].shape[0]
+    if length < CARRY_ONCE_MIN_TIMESTEPS:
+        return lax.scan(step, carry, xs, unroll=unroll, reverse=reverse)
+    every = MEMBRANE_KEPT_EVERY
+    chunks, tail = divmod(length, every)
+    # Chunk boundaries are counted from where the scan starts: the end of xs when reverse.
+    cut = tail if reverse else chunks * every
+    whole, rest = (slice(cut, None), slice(None, cut)) if reverse else (slice(None, cut), slice(cut, None))
 
-def _unchanged(value: jax.Array) -> jax.Array:
-    return value
+    def chunk(c, x_chunk):
+        c, y = lax.scan(step, c, x_chunk, unroll=True, reverse=reverse)
+        return jax.tree.map(computed_once, c), y
+
+    blocks = jax.tree.map(lambda a: a[whole].reshape(chunks, every, *a.shape[1:]), xs)
+    carry, ys = lax.scan(chunk, carry, blocks, unroll=unroll, reverse=reverse)
+    ys = jax.tree.map(lambda a: a.reshape(chunks * every, *a.shape[2:]), ys)
+    if tail:
+        carry, ys_rest = lax.scan(step, carry, jax.tree.map(lambda a: a[rest], xs), unroll=True, reverse=reverse)
+        ys = jax.tree.map(lambda y, r: jnp.concatenate([r, y] if reverse else [y, r]), ys, ys_rest)
+    return carry, ys
 
 
 def lif_scan(
@@ -136,13 +164,10 @@ def lif_scan(
         spikes, u_last = _lif_fused(x, u0, neuron)
         return (spikes, u_last) if return_membrane else spikes
 
-    once = carry_once(x.shape[0])
-
     def step(u, x_t):
-        u, s = lif_step(u, x_t, tau=tau, v_th=v_th, reset=reset, detach_reset=detach_reset, surrogate=surrogate, beta=beta)
-        return once(u), s
+        return lif_step(u, x_t, tau=tau, v_th=v_th, reset=reset, detach_reset=detach_reset, surrogate=surrogate, beta=beta)
 
-    u_last, spikes = lax.scan(step, u0, x, unroll=unroll)
+    u_last, spikes = scan_keeping_carry(step, u0, x, unroll=unroll)
     return (spikes, u_last) if return_membrane else spikes
 
 
@@ -168,15 +193,14 @@ def _lif_fused(x: jax.Array, u0: jax.Array, n: _Neuron) -> tuple[jax.Array, jax.
 
 def _lif_forward(x, u0, n: _Neuron):
     """The forward recurrence; also returns the pre-reset membranes H[t] the backward needs."""
-    once = carry_once(x.shape[0])
 
     def step(u, x_t):
         h = n.tau * u + x_t
         s = (h - n.v_th >= 0).astype(h.dtype)  # as ops.spike computes it
         u_next = h * (1 - s) if n.reset == "hard" else h - n.v_th * s
-        return once(u_next.astype(u.dtype)), (s.astype(x.dtype), h)
+        return u_next.astype(u.dtype), (s.astype(x.dtype), h)
 
-    u_last, (spikes, h) = lax.scan(step, u0, x, unroll=n.unroll)
+    u_last, (spikes, h) = scan_keeping_carry(step, u0, x, unroll=n.unroll)
     return spikes, u_last, h
 
 
@@ -193,7 +217,6 @@ def _lif_fused_bwd(n: _Neuron, residuals, cotangents):
     g_spikes, g_u_last = cotangents
     h_dtype = jnp.result_type(g_spikes.dtype, g_u_last.dtype)  # H = tau U + X in the wider of the two
     surrogate = SURROGATES[n.surrogate]
-    once = carry_once(spikes.shape[0])
 
     def step(g_u, inputs):
         # The chain rule of lif_step in the order autodiff applies it, so the sums round alike.
@@ -203,10 +226,10 @@ def _lif_fused_bwd(n: _Neuron, residuals, cotangents):
         if not n.detach_reset:  # the reset term's gradient through S
             g_s = g_s + (-(g_u * h) if n.reset == "hard" else -(g_u * n.v_th))
         g_h = g_s * surrogate(h - n.v_th, jnp.asarray(n.beta, h_dtype)).astype(h_dtype)
-        g_h = once(g_h + (g_u * (1 - s) if n.reset == "hard" else g_u))
+        g_h = g_h + (g_u * (1 - s) if n.reset == "hard" else g_u)
         return (n.tau * g_h).astype(g_u_last.dtype), g_h.astype(g_spikes.dtype)
 
-    g_u0, g_x = lax.scan(step, g_u_last, (saved, spikes, g_spikes), reverse=True, unroll=n.unroll)
+    g_u0, g_x = scan_keeping_carry(step, g_u_last, (saved, spikes, g_spikes), unroll=n.unroll, reverse=True)
     return g_x, g_u0
 
 

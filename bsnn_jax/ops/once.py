@@ -21,7 +21,7 @@ def computed_once(value: jax.Array) -> jax.Array:
     (``1 + 0 * v`` where ``v`` is finite: ``0 * v`` is not folded for floats) keeps every bit. The
     backward divides the gradient the same way, which breaks the backward recurrence too; nothing
     is kept for it. ``jax.custom_vjp``: reverse mode only, like ``ops.spike``. ``ops.lif_scan``
-    applies it to its membrane (``ops.lif.carry_once``), ``ops.batch_norm``'s backward to its bias
+    applies it to its membrane every 4 steps (``ops.lif.scan_keeping_carry``), ``ops.batch_norm``'s backward to its bias
     gradient.
     """
     return _divide_by_one(value)
