@@ -15,7 +15,7 @@ from jax.ad_checkpoint import checkpoint_name
 
 from bsnn_jax import ops
 from bsnn_jax.nn.time import default_time_fold, time_map
-from bsnn_jax.ops.lif import check_reset
+from bsnn_jax.ops.lif import MEMBRANE_KEPT_EVERY, check_reset
 from bsnn_jax.ops.spike import check_surrogate
 
 CONV_OUTPUT = "synaptic_output"  # checkpoint name of every synaptic layer's output (remat policies)
@@ -311,8 +311,8 @@ class LIF(nnx.Module):
     and starts the next call from it; the online step passes that state in as a constant, so
     no gradient flows through time.
 
-    ``fused`` and ``save_dtype`` choose how BPTT's backward is computed and what it keeps
-    (``ops.lif_scan``): not what the layer computes.
+    ``fused``, ``save_dtype`` and ``membrane_kept_every`` choose how BPTT's backward is computed
+    and what it keeps (``ops.lif_scan``): not what the layer computes.
     """
 
     def __init__(
@@ -327,12 +327,13 @@ class LIF(nnx.Module):
         unroll: int | bool = True,
         fused: bool = False,
         save_dtype: str | None = None,
+        membrane_kept_every: int = MEMBRANE_KEPT_EVERY,
     ):
         check_surrogate(surrogate)
         check_reset(reset)
         self.tau, self.v_th, self.reset, self.detach_reset = tau, v_th, reset, detach_reset
         self.surrogate, self.beta, self.unroll = surrogate, beta, unroll
-        self.fused, self.save_dtype = fused, save_dtype
+        self.fused, self.save_dtype, self.membrane_kept_every = fused, save_dtype, membrane_kept_every
         self.online, self.membrane = False, nnx.data(None)
 
     def set_view(self, online: bool | None = None):
@@ -353,6 +354,7 @@ class LIF(nnx.Module):
             unroll=self.unroll,
             fused=self.fused,
             save_dtype=self.save_dtype,
+            membrane_kept_every=self.membrane_kept_every,
             u0=u0,
             return_membrane=True,
         )

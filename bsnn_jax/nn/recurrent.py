@@ -34,7 +34,7 @@ class RecurrentLIF(TracingLIF):
     SOP count include it, and the latent-free and online views apply to it. Online (one step per
     call), ``S[t-1]`` is carried as a :class:`RecurrentSpikes` variable beside the membrane, and V's
     weight gradient comes from the presynaptic trace of ``S[t-1]`` like any spike-input layer's.
-    The neuron options ``fused`` and ``save_dtype`` of ``nn.LIF`` do not apply: JAX differentiates
+    The neuron options ``fused``, ``save_dtype`` and ``membrane_kept_every`` of ``nn.LIF`` do not apply: JAX differentiates
     the scan itself.
     """
 

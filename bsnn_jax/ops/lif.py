@@ -56,33 +56,35 @@ def lif_step(
 
 
 # From this many steps on, an unrolled LIF scan has XLA keep its membrane every
-# MEMBRANE_KEPT_EVERY steps (``scan_keeping_carry``). Below it the chain XLA duplicates is at most
-# 7 steps long and nothing is added: keeping U[t] at every step instead made the reference net's
-# BPTT step at T = 2 and 4 keep 5-8% more and run 2-7% slower (``benchmarks/results/bptt_memory.md``,
-# section 9).
+# ``membrane_kept_every`` steps (``scan_keeping_carry``). Below it the chain XLA duplicates is at
+# most 7 steps long and nothing is added: keeping U[t] at every step instead made the reference
+# net's BPTT step at T = 2 and 4 keep 5-8% more and run 2-7% slower
+# (``benchmarks/results/bptt_memory.md``, section 9).
 CARRY_ONCE_MIN_TIMESTEPS = 8
-# A membrane kept every 4 steps: XLA recomputes at most 3 steps of the chain inside each step's
-# kernels (the work T = 4 does) and keeps 1 membrane per 4 steps, where keeping every step's cost
-# 4 bytes per neuron and step more than T = 4 keeps (the reference net: 2.31x the memory from T = 4
-# to 8 with every step kept, 2.08x with every 4th; section 12).
+# The default: 1 membrane kept per 4 steps, each step's kernels recomputing at most 3 steps of the
+# chain (what T = 4 does). Keeping every step's costs 4 bytes per neuron and step more than T = 4
+# keeps: the reference net's BPTT memory grew 2.31x from T = 4 to 8 with every step kept, 2.08x
+# with every 4th, and is 18% lower at T = 32, for more elementwise work (section 12).
 MEMBRANE_KEPT_EVERY = 4
 
 
-def scan_keeping_carry(step, carry, xs, *, unroll, reverse: bool = False):
+def scan_keeping_carry(step, carry, xs, *, unroll, every: int = MEMBRANE_KEPT_EVERY, reverse: bool = False):
     """``lax.scan(step, carry, xs, unroll=unroll, reverse=reverse)`` over a time axis, with the
     carry (an LIF membrane or its gradient) made an array XLA computes once (:func:`computed_once`)
-    after every ``MEMBRANE_KEPT_EVERY`` steps, from ``CARRY_ONCE_MIN_TIMESTEPS`` steps on.
+    after every ``every`` steps, from ``CARRY_ONCE_MIN_TIMESTEPS`` steps on.
 
     XLA fuses an unrolled recurrence into per-step kernels that each recompute the chain from the
-    last value it keeps, ``T^2 / 2`` steps of work over T steps with none kept; keeping every
-    4th carry bounds each chain to 4 steps (linear work) for a quarter of the memory of keeping
-    them all. The scan runs over chunks of 4 fully unrolled steps (``unroll`` applies to the
-    chunks), the leftover steps last (first when ``reverse``). Same values, bit for bit.
+    last value it keeps: ``T^2 / 2`` steps of work over T steps with none kept. Keeping every
+    ``every``-th carry bounds each chain to ``every`` steps (linear work) and keeps ``1 / every``
+    of the carries. The scan runs over chunks of ``every`` fully unrolled steps (``unroll``
+    applies to the chunks), the leftover steps last (first when ``reverse``). Same values, bit for
+    bit.
     """
     length = jax.tree.leaves(xs)[0].shape[0]
+    if every < 1:
+        raise ValueError(f"a membrane kept every {every} steps: give a step count >= 1")
     if length < CARRY_ONCE_MIN_TIMESTEPS:
         return lax.scan(step, carry, xs, unroll=unroll, reverse=reverse)
-    every = MEMBRANE_KEPT_EVERY
     chunks, tail = divmod(length, every)
     # Chunk boundaries are counted from where the scan starts: the end of xs when reverse.
     cut = tail if reverse else chunks * every
@@ -116,6 +118,7 @@ def lif_scan(
     return_membrane: bool = False,
     fused: bool = False,
     save_dtype=None,
+    membrane_kept_every: int = MEMBRANE_KEPT_EVERY,
 ):
     """Runs ``lif_step`` over the leading (time) axis of ``x`` with ``lax.scan``.
 
@@ -143,6 +146,11 @@ def lif_scan(
         dtype (exact). Measured on VGG-11 BPTT (XLA:CPU): 10% less XLA memory at T >= 16, 11%
         more at T <= 8 (the float32 stack of H is built before the cast; cast per step, XLA
         removes the round trip and keeps float32 H, even through a bitcast).
+      membrane_kept_every: from ``CARRY_ONCE_MIN_TIMESTEPS`` steps on, how often the unrolled
+        scan has XLA keep the membrane for BPTT (``scan_keeping_carry``); between kept membranes
+        each step's kernels recompute the chain from the last one. 4 (default): the memory of
+        T = 4 per step, the reference net 18% lower at T = 32 than with 1 (every step: the least
+        elementwise work). Same values and gradients for any choice.
 
     Returns:
       spikes ``[T, ...]`` in ``x.dtype``, or ``(spikes, U[T-1])`` when ``return_membrane``.
@@ -159,7 +167,15 @@ def lif_scan(
 
     if fused and all(isinstance(v, numbers.Real) for v in (tau, v_th, beta)):
         neuron = _Neuron(
-            float(tau), float(v_th), reset, detach_reset, surrogate, float(beta), unroll, save_dtype and jnp.dtype(save_dtype).name
+            float(tau),
+            float(v_th),
+            reset,
+            detach_reset,
+            surrogate,
+            float(beta),
+            unroll,
+            save_dtype and jnp.dtype(save_dtype).name,
+            membrane_kept_every,
         )
         spikes, u_last = _lif_fused(x, u0, neuron)
         return (spikes, u_last) if return_membrane else spikes
@@ -167,7 +183,7 @@ def lif_scan(
     def step(u, x_t):
         return lif_step(u, x_t, tau=tau, v_th=v_th, reset=reset, detach_reset=detach_reset, surrogate=surrogate, beta=beta)
 
-    u_last, spikes = scan_keeping_carry(step, u0, x, unroll=unroll)
+    u_last, spikes = scan_keeping_carry(step, u0, x, unroll=unroll, every=membrane_kept_every)
     return (spikes, u_last) if return_membrane else spikes
 
 
@@ -183,6 +199,7 @@ class _Neuron:
     beta: float
     unroll: int | bool
     save_dtype: str | None
+    membrane_kept_every: int
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
@@ -200,7 +217,7 @@ def _lif_forward(x, u0, n: _Neuron):
         u_next = h * (1 - s) if n.reset == "hard" else h - n.v_th * s
         return u_next.astype(u.dtype), (s.astype(x.dtype), h)
 
-    u_last, (spikes, h) = scan_keeping_carry(step, u0, x, unroll=n.unroll)
+    u_last, (spikes, h) = scan_keeping_carry(step, u0, x, unroll=n.unroll, every=n.membrane_kept_every)
     return spikes, u_last, h
 
 
@@ -229,7 +246,7 @@ def _lif_fused_bwd(n: _Neuron, residuals, cotangents):
         g_h = g_h + (g_u * (1 - s) if n.reset == "hard" else g_u)
         return (n.tau * g_h).astype(g_u_last.dtype), g_h.astype(g_spikes.dtype)
 
-    g_u0, g_x = scan_keeping_carry(step, g_u_last, (saved, spikes, g_spikes), unroll=n.unroll, reverse=True)
+    g_u0, g_x = scan_keeping_carry(step, g_u_last, (saved, spikes, g_spikes), unroll=n.unroll, every=n.membrane_kept_every, reverse=True)
     return g_x, g_u0
 
 

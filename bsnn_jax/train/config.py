@@ -24,7 +24,7 @@ from bsnn_jax import models, ops, optim
 from bsnn_jax.data import KNOWN_DATASETS
 from bsnn_jax.data.dvs import DVS_AUGMENTATIONS
 from bsnn_jax.models.common import REMAT_CHOICES
-from bsnn_jax.ops.lif import RESETS
+from bsnn_jax.ops.lif import MEMBRANE_KEPT_EVERY, RESETS
 from bsnn_jax.train import losses
 from bsnn_jax.train.online import ONLINE_UPDATES
 from bsnn_jax.train.step import TRAIN_MODES
@@ -79,14 +79,17 @@ def _model_fields() -> ml_collections.ConfigDict:
 # one custom_vjp over the T steps that keeps only the pre-reset membranes H[t] (the same memory
 # as autodiff on XLA:CPU, not shown to be never slower, so off by default); save_dtype: keep
 # H[t] in that dtype ("bfloat16": 10% less XLA memory at T >= 16 on VGG-11, the surrogate
-# gradients from a rounded membrane; None: exact). benchmarks/results/bptt_memory.md.
-NEURON_BACKWARD_KEYS = ("model.neuron.fused", "model.neuron.save_dtype")
+# gradients from a rounded membrane; None: exact); membrane_kept_every: from T = 8 on, how often
+# the unrolled scan keeps the membrane for BPTT (4: the memory per step of T = 4; 1: every step, the
+# least elementwise work). benchmarks/results/bptt_memory.md.
+NEURON_BACKWARD_KEYS = ("model.neuron.fused", "model.neuron.save_dtype", "model.neuron.membrane_kept_every")
 SAVE_DTYPES = ("bfloat16", "float16", "float32")
 
 
 def _neuron_backward_fields(neuron: ml_collections.ConfigDict) -> None:
     neuron.fused = False
     neuron.save_dtype = config_dict.placeholder(str)
+    neuron.membrane_kept_every = MEMBRANE_KEPT_EVERY
 
 
 def _check_neuron_backward(neuron: ml_collections.ConfigDict) -> None:
@@ -99,6 +102,11 @@ def _check_neuron_backward(neuron: ml_collections.ConfigDict) -> None:
     _check(
         dtype is None or neuron.fused,
         "model.neuron.save_dtype applies to the fused LIF only: set --config.model.neuron.fused=true or drop save_dtype",
+    )
+    every = neuron.membrane_kept_every
+    _check(
+        isinstance(every, int) and not isinstance(every, bool) and every >= 1,
+        f"model.neuron.membrane_kept_every must be a step count >= 1 (4 by default, 1: every step), got {every!r}",
     )
 
 

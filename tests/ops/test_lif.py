@@ -8,7 +8,7 @@ from hlo_work import kernel_sizes  # tests/ is on sys.path (rootdir conftest)
 
 from bsnn_jax.ops import computed_once, lif_scan, lif_step
 from bsnn_jax.ops.batchnorm import batch_norm
-from bsnn_jax.ops.lif import CARRY_ONCE_MIN_TIMESTEPS
+from bsnn_jax.ops.lif import CARRY_ONCE_MIN_TIMESTEPS, MEMBRANE_KEPT_EVERY
 
 
 def test_hard_reset_hand_worked_sequence():
@@ -63,6 +63,9 @@ def test_scan_equals_python_loop_of_steps_and_unroll_is_equivalent(t):
     assert np.abs(expected).max() > 0.1  # not a vacuous comparison of zeros
     for unroll in (True, 1, 3):
         np.testing.assert_allclose(np.asarray(jax.grad(f)(x, unroll)), expected, rtol=1e-6, atol=1e-7)
+    kept = lambda v, every: jnp.sum(lif_scan(v, reset="soft", membrane_kept_every=every) * weights)
+    for every in (1, 3):
+        np.testing.assert_allclose(np.asarray(jax.grad(kept)(x, every)), expected, rtol=1e-6, atol=1e-7)
 
 
 def test_initial_membrane_and_bad_shapes():
@@ -191,12 +194,12 @@ def _plain_scan(x, tau, v_th, fused, **neuron):
     return jax.lax.scan(step, jnp.zeros(x.shape[1:]), x, unroll=True)[1]
 
 
-def _layer_bptt_temp_bytes(t: int) -> int:
+def _layer_bptt_temp_bytes(t: int, every: int = MEMBRANE_KEPT_EVERY) -> int:
     """XLA temp memory of the gradient of a dense-BN-LIF-dense layer over ``t`` steps."""
 
     def loss(w, x):
         z, _, _ = batch_norm(x.reshape(-1, 64) @ w, jnp.ones(64), jnp.zeros(64))
-        return jnp.sum(lif_scan(z.reshape(t, -1, 64)).reshape(-1, 64) @ w.T)
+        return jnp.sum(lif_scan(z.reshape(t, -1, 64), membrane_kept_every=every).reshape(-1, 64) @ w.T)
 
     compiled = jax.jit(jax.grad(loss)).lower(jnp.ones((64, 64)), jnp.ones((t, 256, 64))).compile()
     return compiled.memory_analysis().temp_size_in_bytes
@@ -207,6 +210,7 @@ def test_bptt_memory_grows_linearly_in_t():
     # step's membrane from 8 steps on made the memory grow 2.44x from T = 8 to 16 here.
     sizes = [_layer_bptt_temp_bytes(t) for t in (4, 8, 16, 32)]
     assert all(b <= 2.1 * a for a, b in zip(sizes, sizes[1:], strict=False)), sizes
+    assert _layer_bptt_temp_bytes(16, every=1) > 1.15 * sizes[2]  # the option keeps every step's membrane
 
 
 def test_short_windows_compile_as_before():
