@@ -166,17 +166,8 @@ def lif_scan(
         raise ValueError(f"u0 has shape {u0.shape}, expected x.shape[1:] = {x.shape[1:]}")
 
     if fused and all(isinstance(v, numbers.Real) for v in (tau, v_th, beta)):
-        neuron = _Neuron(
-            float(tau),
-            float(v_th),
-            reset,
-            detach_reset,
-            surrogate,
-            float(beta),
-            unroll,
-            save_dtype and jnp.dtype(save_dtype).name,
-            membrane_kept_every,
-        )
+        saved = save_dtype and jnp.dtype(save_dtype).name
+        neuron = _Neuron(float(tau), float(v_th), reset, detach_reset, surrogate, float(beta), unroll, saved, membrane_kept_every)
         spikes, u_last = _lif_fused(x, u0, neuron)
         return (spikes, u_last) if return_membrane else spikes
 
