@@ -36,19 +36,15 @@ def kernel_sizes(hlo_text: str) -> dict[str, int]:
 
 
 def _evaluated(graph: dict[str, tuple[str, list[str]]], roots: list[str]) -> set[str]:
-    """The instructions evaluated for one output element of the kernel ``graph``."""
+    """The instructions evaluated for one output element of the kernel ``graph`` (in the HLO
+    text's order, which defines every operand before its use: no recursion on long chains)."""
     cones: dict[str, frozenset[str]] = {}
-
-    def cone(instruction: str) -> frozenset[str]:
-        if instruction not in cones:
-            opcode, operands = graph[instruction]
-            parts = [cone(o) for o in operands if o in graph]
-            if opcode == "concatenate" and parts:
-                parts = [max(parts, key=len)]
-            cones[instruction] = frozenset({instruction}).union(*parts)
-        return cones[instruction]
-
-    return set().union(*(cone(r) for r in roots))
+    for instruction, (opcode, operands) in graph.items():
+        parts = [cones[o] for o in operands if o in cones]
+        if opcode == "concatenate" and parts:
+            parts = [max(parts, key=len)]
+        cones[instruction] = frozenset({instruction}).union(*parts)
+    return set().union(*(cones[r] for r in roots))
 
 
 def elementwise_work(hlo_text: str) -> int:
