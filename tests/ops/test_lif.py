@@ -189,7 +189,7 @@ def test_unrolled_lif_compiles_to_work_linear_in_t(fused):
 
 
 def _plain_scan(x, tau, v_th, fused, **neuron):
-    """lif_step scanned as it was before carry_once."""
+    """lif_step scanned plainly, with nothing applied to the membrane carry."""
     step = lambda u, x_t: lif_step(u, x_t, tau=tau, v_th=v_th, **neuron)
     return jax.lax.scan(step, jnp.zeros(x.shape[1:]), x, unroll=True)[1]
 
