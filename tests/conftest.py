@@ -1,37 +1,57 @@
-"""Test-wide setup: 8 virtual CPU devices, so sharding tests see a multi-device mesh.
+"""Test-wide setup: 8 virtual CPU devices, so sharding tests see a multi-device mesh, and one
+JAX persistent compilation cache for the whole session.
 
-This must run before JAX initialises its backends, which is why it sits at import time here.
+The devices must be set before JAX initialises its backends, which is why it sits at import time.
 """
 
 import os
+import shutil
+import tempfile
 
 import jax
 import pytest
 
 jax.config.update("jax_num_cpu_devices", 8)
 
+CACHE_ENV = "JAX_COMPILATION_CACHE_DIR"
+_CACHE_KEY = pytest.StashKey[str]()
 
-@pytest.fixture(scope="session")
-def launch_env(tmp_path_factory) -> dict[str, str]:
-    """What to add to the environment of the processes tests start (``bsnn`` runs, notebook
-    kernels): a JAX persistent compilation cache shared by the session's xdist workers, so a
-    program one launch compiled (the same run on the same topology, JAX's small helper programs)
-    is read back by the next one instead of compiled again. Only for those processes, never the
-    pytest workers themselves: tests there compare compiled HLO text and memory analyses, which
-    differ for an executable read from the cache. The directory sits under the session's base
-    temp, which pytest removes with its old sessions."""
-    base = tmp_path_factory.getbasetemp()
-    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # xdist: the workers' common parent
-    cache = root / "jax_compilation_cache"
-    cache.mkdir(exist_ok=True)
-    return {"JAX_COMPILATION_CACHE_DIR": str(cache), "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config):
+    """One compilation cache per session, shared by the xdist workers and every process a test
+    starts (``bsnn`` runs, notebook kernels, multi-host launches): a program compiled once (JAX's
+    random initialisers, ~1 s each per shape on XLA:CPU; the same training step in a resumed run)
+    is read back instead of compiled again. Set here, before any compilation, in the process that
+    starts the others; they inherit it through the environment. An executable read back gives the
+    same HLO text and memory analysis as a fresh compile (the tests that count instructions and
+    bytes pass either way). Removed at the end of the session."""
+    if hasattr(config, "workerinput") or CACHE_ENV in os.environ:  # an xdist worker, or a cache chosen by the caller
+        return
+    path = tempfile.mkdtemp(prefix="bsnn_jax_test_xla_cache_")
+    config.stash[_CACHE_KEY] = path
+    settings = {
+        "jax_compilation_cache_dir": path,
+        "jax_persistent_cache_min_compile_time_secs": 0,
+        "jax_persistent_cache_min_entry_size_bytes": 0,
+    }
+    os.environ.update({name.upper(): str(value) for name, value in settings.items()})
+    for name, value in settings.items():  # this process imported JAX before: without xdist it runs the tests itself
+        jax.config.update(name, value)
+
+
+def pytest_unconfigure(config):
+    path = config.stash.get(_CACHE_KEY, None)
+    if path:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
     """``(workdir, summary)`` of one uninterrupted ``tiny_config()`` run (train/conftest.py),
-    trained once per worker for every module that only reads it (the fit and export tests):
-    each ``fit`` compiles its own steps, ~10-40 s here. Tests that write into it work on a copy."""
+    trained once for every module that only reads it (the fit and export tests, which share the
+    xdist group "tiny_run", so one worker runs them all under ``--dist loadgroup``): each ``fit``
+    compiles its own steps, ~10-40 s here. Tests that write into it work on a copy."""
     from rich.console import Console
     from train.conftest import tiny_config  # tests/ is on sys.path (rootdir conftest)
 

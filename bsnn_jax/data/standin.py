@@ -8,6 +8,7 @@ machine without the real data and without TensorFlow.
 from __future__ import annotations
 
 import io
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -40,4 +41,11 @@ def write_tfds(name: str, data_dir: str | Path, splits: dict[str, list[dict]]) -
     # With a dotted module name tfds would look the builder's code up as a package resource
     # (through importlib_resources, not a dependency); with an undotted one it skips that.
     Tiny.name, Tiny.__module__ = name, "standin"
-    Tiny(data_dir=str(data_dir), file_format="array_record").download_and_prepare()
+    # A builder whose data is not prepared yet leaves an empty directory in the system's temporary
+    # directory (tfds' DatasetInfo.initialize_from_bucket): give it one that is removed after.
+    with tempfile.TemporaryDirectory() as scratch:
+        system_tmp, tempfile.tempdir = tempfile.tempdir, scratch
+        try:
+            Tiny(data_dir=str(data_dir), file_format="array_record").download_and_prepare()
+        finally:
+            tempfile.tempdir = system_tmp

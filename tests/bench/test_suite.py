@@ -55,10 +55,11 @@ def test_rounds_pool_their_step_times_and_keep_the_worst_memory():
 
 
 def test_one_workload_measured_in_its_own_processes(tmp_path):
-    result = suite.run(["reference_snn_t1"], steps=4, rounds=2)
+    # One round (one process): pooling rounds is checked on records above.
+    result = suite.run(["reference_snn_t1"], steps=2, rounds=1)
     (record,) = result["records"]
     assert "error" not in record, record
-    assert len(record["step_times_s"]) == 4 and len(record["round_step_medians_s"]) == 2
+    assert len(record["step_times_s"]) == 2 and len(record["round_step_medians_s"]) == 1
     assert record["step_median_s"] > 0 and record["compile_s"] > 0
     assert record["temp_bytes"] > 0 and record["peak_rss_bytes"] > record["argument_bytes"]
     assert record["inference_images_per_s"] > 0

@@ -5,6 +5,8 @@
 code as a user's ``tfds build`` output, decoding included.
 """
 
+import tempfile
+
 import numpy as np
 import pytest
 
@@ -13,12 +15,16 @@ from bsnn_jax.data.tfds_sources import CIFAR_NORMALIZATION
 
 
 @pytest.fixture
-def cifar10_dir(tmp_path, write_tfds, encode_image):
+def cifar10_dir(tmp_path, write_tfds, encode_image, monkeypatch):
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (7, 32, 32, 3), dtype=np.uint8)
     examples = [{"id": f"x{i}", "image": encode_image(images[i]), "label": i} for i in range(7)]
-    write_tfds("cifar10", tmp_path, {"train": examples[:5], "test": examples[5:]})
-    return tmp_path, images
+    system_tmp = tmp_path / "system_tmp"
+    system_tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(system_tmp))
+    write_tfds("cifar10", tmp_path / "data", {"train": examples[:5], "test": examples[5:]})
+    assert not list(system_tmp.iterdir())  # nothing left in the system's temporary directory
+    return tmp_path / "data", images
 
 
 def test_cifar10_records_and_info(cifar10_dir):

@@ -3,9 +3,9 @@
 from notebook_runner import execute  # tests/ is on sys.path (rootdir conftest)
 
 
-def test_deploy_notebook_executes(tmp_path, monkeypatch, launch_env):
+def test_deploy_notebook_executes(tmp_path, monkeypatch):
     monkeypatch.setenv("BSNN_NOTEBOOK_SHORT", "1")  # the kernel inherits the environment
-    text, _ = execute("deploy.ipynb", tmp_path, launch_env)
+    text, _ = execute("deploy.ipynb", tmp_path)
     names = ("trained (float)", ".bsnn reloaded", "NIR imported")
     rows = {name: line.split() for line in text.splitlines() for name in names if line.startswith(name)}
     assert set(rows) == set(names), text

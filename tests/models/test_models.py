@@ -76,7 +76,7 @@ def test_time_fold_switch_gives_the_same_network():
 
 @pytest.mark.parametrize("name", ["reference", "tiny_resnet", pytest.param("resnet19", marks=pytest.mark.slow)])
 def test_remat_recomputes_and_keeps_gradients(name, monkeypatch):
-    """Recomputing each layer / block gives the same loss and gradients (BPTT over T=4), and the
+    """Recomputing each layer / block gives the same loss and gradients (BPTT over T=2), and the
     compiled step really recomputes: "block" runs every forward convolution twice, "conv" keeps
     the convolutions' outputs (or most of them), and both keep less than no recomputation
     (``ops.remat``; with ``nnx.remat`` XLA:CPU merged the recomputation back: the same bytes).
@@ -88,7 +88,7 @@ def test_remat_recomputes_and_keeps_gradients(name, monkeypatch):
 
     def compiled(remat):
         """One plain-SGD BPTT step: its new parameters carry the gradients."""
-        model = models.create(name, variant="agmm", timesteps=4, input_shape=shape, remat=remat, rngs=4)
+        model = models.create(name, variant="agmm", timesteps=2, input_shape=shape, remat=remat, rngs=4)
         defs, state = create_train_state(model, optax.sgd(1.0))
         step = make_train_step(defs, optax.sgd(1.0), loss="mean_logits", donate=False).lower(state, batch).compile()
         new_state, metrics = step(state, batch)

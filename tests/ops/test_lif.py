@@ -208,7 +208,7 @@ def _layer_bptt_temp_bytes(t: int, every: int = MEMBRANE_KEPT_EVERY) -> int:
 def test_bptt_memory_grows_linearly_in_t():
     # Below 8 steps XLA keeps the layer's input and recomputes the membrane chain; keeping every
     # step's membrane from 8 steps on made the memory grow 2.44x from T = 8 to 16 here.
-    sizes = [_layer_bptt_temp_bytes(t) for t in (4, 8, 16, 32)]
+    sizes = [_layer_bptt_temp_bytes(t) for t in (4, 8, 16)]
     assert all(b <= 2.1 * a for a, b in zip(sizes, sizes[1:], strict=False)), sizes
     assert _layer_bptt_temp_bytes(16, every=1) > 1.15 * sizes[2]  # the option keeps every step's membrane
 

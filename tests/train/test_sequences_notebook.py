@@ -3,8 +3,8 @@
 from notebook_runner import execute  # tests/ is on sys.path (rootdir conftest)
 
 
-def test_sequences_notebook_executes(tmp_path, launch_env):
-    text, images = execute("sequences.ipynb", tmp_path, launch_env)
+def test_sequences_notebook_executes(tmp_path):
+    text, images = execute("sequences.ipynb", tmp_path)
     assert len(images) == 2  # the encoders and the raster
     rate, intensity = (float(v) for v in text.split("rate: mean spike probability ")[1].split("\n")[0].split(" vs mean intensity "))
     assert abs(rate - intensity) < 0.05  # 20 x 64 Bernoulli draws

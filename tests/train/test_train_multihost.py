@@ -38,20 +38,18 @@ def launch(
     workdir: Path,
     processes: int,
     devices: int,
-    launch_env: dict,
     *,
-    extra=(),
     only_on: dict | None = None,
     stop_process_after_first_epoch: int | None = None,
 ) -> list[int]:
     """Runs ``bsnn train`` as ``processes`` processes of ``devices`` CPU devices each and returns
     their exit statuses. With ``stop_process_after_first_epoch=i``, process i gets SIGTERM once
     process 0 has printed the first epoch's row; ``only_on={i: [args]}`` adds arguments to process
-    i alone; ``launch_env`` (the conftest fixture) is added to their environment. Every process is
-    killed if the launch overruns."""
+    i alone. They inherit the environment, with the session's compilation cache (conftest.py).
+    Every process is killed if the launch overruns."""
     port = _free_port()
     path = f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"
-    env = {**os.environ, **launch_env, "JAX_NUM_CPU_DEVICES": str(devices), "PYTHONPATH": path}
+    env = {**os.environ, "JAX_NUM_CPU_DEVICES": str(devices), "PYTHONPATH": path}
     procs, logs = [], []
     stack = contextlib.ExitStack()
     for i in range(processes):
@@ -61,7 +59,7 @@ def launch(
         ] if processes > 1 else []  # fmt: skip
         log = stack.enter_context(open(workdir.parent / f"{workdir.name}.{processes}x{devices}.{i}.log", "w+"))  # noqa: SIM115 - closed by the ExitStack
         own = (only_on or {}).get(i, [])
-        cmd = [sys.executable, "-m", "bsnn_jax.cli", "train", "--workdir", str(workdir), *RUN, *launch_args, *extra, *own]
+        cmd = [sys.executable, "-m", "bsnn_jax.cli", "train", "--workdir", str(workdir), *RUN, *launch_args, *own]
         procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT))
         logs.append(log)
     deadline = time.monotonic() + TIMEOUT
@@ -103,44 +101,38 @@ def _leaves(tree) -> list[float]:
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory, launch_env):
+def uninterrupted(tmp_path_factory):
     """The run on 1 process x 4 devices."""
     workdir = tmp_path_factory.mktemp("one_process") / "run"
-    assert launch(workdir, 1, 4, launch_env) == [0], (workdir.parent / "run.1x4.0.log").read_text()[-3000:]
+    assert launch(workdir, 1, 4) == [0], (workdir.parent / "run.1x4.0.log").read_text()[-3000:]
     return workdir
 
 
-def test_two_processes_train_the_run_of_one(uninterrupted, tmp_path, launch_env):
-    """2 processes x 2 devices: the metrics file of 1 x 4; run files written once (by process 0)."""
+def test_two_processes_train_the_run_of_one_stop_together_and_resume_on_another_topology(uninterrupted, tmp_path):
+    """2 processes x 2 devices, SIGTERM on process 1 after the first epoch: process 0 alone
+    speaks and writes the run files; both stop at the same step with one checkpoint. That run
+    then ends on 1 process x 1 device with the metrics of the uninterrupted 1 x 4 run, row for
+    row: the epoch the two processes trained and the state they saved are those of one process."""
     workdir = tmp_path / "run"
-    codes = launch(workdir, 2, 2, launch_env)
-    assert codes == [0, 0], (tmp_path / "run.2x2.0.log").read_text()[-3000:] + (tmp_path / "run.2x2.1.log").read_text()[-3000:]
-    assert_same_run(rows(uninterrupted), rows(workdir))
-    out0, out1 = ((tmp_path / f"run.2x2.{i}.log").read_text() for i in (0, 1))
-    assert "test accuracy" in out0 and "epoch 1/3" in out0 and "epoch 1/3" not in out1  # process 0 alone speaks
-    saved = json.loads((workdir / "config.json").read_text())
-    assert saved["mesh"]["num_processes"] == 0 and saved["mesh"]["process_id"] == -1  # the launch is not the run
-
-
-def test_a_stop_on_one_process_stops_all_and_resumes_on_another_topology(uninterrupted, tmp_path, launch_env):
-    """SIGTERM on process 1 of 2: both stop at the same step and save one checkpoint; that run
-    then ends on 1 process x 1 device exactly as the uninterrupted 1 x 4 run."""
-    workdir = tmp_path / "run"
-    codes = launch(workdir, 2, 2, launch_env, stop_process_after_first_epoch=1)
+    codes = launch(workdir, 2, 2, stop_process_after_first_epoch=1)
     logs = [(tmp_path / f"run.2x2.{i}.log").read_text() for i in (0, 1)]
     assert codes == [130, 130], logs[0][-3000:] + logs[1][-3000:]
+    assert "epoch 1/3" in logs[0] and "epoch 1/3" not in logs[1]  # process 0 alone speaks
+    assert "stopped by a stop on another process" in logs[0]
     steps = sorted(int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit())
-    assert 10 < steps[-1] < 30 and "stopped by a stop on another process" in logs[0]
-    assert launch(workdir, 1, 1, launch_env) == [0], (tmp_path / "run.1x1.0.log").read_text()[-3000:]
+    assert 10 < steps[-1] < 30
+    saved = json.loads((workdir / "config.json").read_text())
+    assert saved["mesh"]["num_processes"] == 0 and saved["mesh"]["process_id"] == -1  # the launch is not the run
+    assert launch(workdir, 1, 1) == [0], (tmp_path / "run.1x1.0.log").read_text()[-3000:]
     assert "resuming" in (tmp_path / "run.1x1.0.log").read_text()
     assert_same_run(rows(uninterrupted), rows(workdir))
 
 
-def test_processes_started_with_different_configs_stop_with_one_error_line(tmp_path, launch_env):
+def test_processes_started_with_different_configs_stop_with_one_error_line(tmp_path):
     """Process 1 started with another seed: both stop before training, with the error naming
     the config, and nothing is written."""
     workdir = tmp_path / "run"
-    codes = launch(workdir, 2, 1, launch_env, only_on={1: ["--config.seed=1"]})
+    codes = launch(workdir, 2, 1, only_on={1: ["--config.seed=1"]})
     logs = [(tmp_path / f"run.2x1.{i}.log").read_text() for i in (0, 1)]
     assert codes == [2, 2], logs
     assert all("have another config than process 0" in log and "Traceback" not in log for log in logs)
