@@ -5,8 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 FASHION_DIR := /usr/share/datasets/fashion-mnist
 # 3 workers on 2 cores: many tests wait on processes they start (`bsnn` runs, notebook kernels,
-# multi-host launches), and a third worker fills the cores meanwhile (pytest 794 s against 917 s
-# with 2 on this 2-core VM). loadgroup: modules sharing a session fixture share a worker.
+# multi-host launches), and a third worker fills the cores meanwhile.
 PYTEST_WORKERS ?= 3
 
 .PHONY: demo test lint test-slow test-interop bench bench-deps fashion-data docs clean
@@ -38,11 +37,11 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 test: $(STAMP) fashion-data lint
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup --durations=15
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --durations=15
 
 # Full-size models and long training runs, on request only.
 test-slow: $(STAMP) fashion-data
-	$(BIN)/python -m pytest -m slow -n $(PYTEST_WORKERS) --dist loadgroup
+	$(BIN)/python -m pytest -m slow -n $(PYTEST_WORKERS)
 
 # Another framework reads our NIR export: CPU PyTorch, snnTorch and nirtorch, then a short
 # vanilla-BSNN demo run exported and run by snnTorch's import_from_nir (agreement >= 99%).

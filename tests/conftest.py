@@ -34,6 +34,8 @@ def pytest_configure(config):
         "jax_compilation_cache_dir": path,
         "jax_persistent_cache_min_compile_time_secs": 0,
         "jax_persistent_cache_min_entry_size_bytes": 0,
+        # A size limit turns on JAX's file lock (filelock): no process reads an entry half written.
+        "jax_compilation_cache_max_size": 2**32,
     }
     os.environ.update({name.upper(): str(value) for name, value in settings.items()})
     for name, value in settings.items():  # this process imported JAX before: without xdist it runs the tests itself
@@ -49,9 +51,8 @@ def pytest_unconfigure(config):
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
     """``(workdir, summary)`` of one uninterrupted ``tiny_config()`` run (train/conftest.py),
-    trained once for every module that only reads it (the fit and export tests, which share the
-    xdist group "tiny_run", so one worker runs them all under ``--dist loadgroup``): each ``fit``
-    compiles its own steps, ~10-40 s here. Tests that write into it work on a copy."""
+    trained once per worker for every module that only reads it (the fit and export tests):
+    each ``fit`` compiles its own steps, ~10-40 s here. Tests that write into it work on a copy."""
     from rich.console import Console
     from train.conftest import tiny_config  # tests/ is on sys.path (rootdir conftest)
 

@@ -24,9 +24,6 @@ from bsnn_jax.export.packed import PackedConvUnit, to_packed
 from bsnn_jax.models import ConvUnit
 from bsnn_jax.train.restore import restore
 
-# One xdist worker for the modules reading conftest's tiny_run: it is trained once, not per worker.
-pytestmark = pytest.mark.xdist_group("tiny_run")
-
 
 def _logits(model, x):
     """The float model's mean-over-T logits, batched as the packed model batches them."""

@@ -18,12 +18,8 @@ from bsnn_jax.train.rundir import CHECKPOINT_DIR, CONFIG_FILE, METRICS_FILE
 
 QUIET = Console(quiet=True)
 
-pytestmark = [
-    # A restore that fails half-way leaves tensorstore callbacks for an asyncio loop already closed.
-    pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
-    # One xdist worker for the modules reading conftest's tiny_run: it is trained once, not per worker.
-    pytest.mark.xdist_group("tiny_run"),
-]
+# A restore that fails half-way leaves tensorstore callbacks for an asyncio loop already closed.
+pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 
 
 def _params(workdir, step=None):
