@@ -86,6 +86,8 @@ LIF_BACKWARDS = {  # --lif: how BPTT differentiates the LIF (nn.LIF's fused and 
     "fused": {"fused": True, "save_dtype": None},
     "fused_bf16": {"fused": True, "save_dtype": "bfloat16"},
     "every_step": {"fused": False, "save_dtype": None, "membrane_kept_every": 1},  # the membrane kept at every step
+    # From T = 8 on, a rolled loop over chunks of 4 unrolled steps: compile time constant in T.
+    "rolled_chunks": {"fused": False, "save_dtype": None, "unroll": 1},
 }
 TARGET_ONLINE_GROWTH = 1.10  # online peak at the largest T within 10% of the smallest T
 MIB = 2**20
@@ -109,8 +111,9 @@ class Config:
       input_shape: ``(H, W, C)``; the family's own by default.
       seed: of the model and the batch.
       lif: a ``LIF_BACKWARDS`` key: autodiff through the scanned steps (the default, as
-        ``nn.LIF``'s), the fused custom_vjp LIF, the fused one keeping H[t] in bfloat16, or autodiff
-        with the membrane kept at every step (``membrane_kept_every=1``).
+        ``nn.LIF``'s), the fused custom_vjp LIF, the fused one keeping H[t] in bfloat16, autodiff
+        with the membrane kept at every step (``membrane_kept_every=1``), or autodiff with the
+        loop over chunks of steps rolled (``unroll=1``).
       remat: ``model.remat`` (``models.common.REMAT_CHOICES``; "auto", the library's default), None for none.
     """
 

@@ -77,6 +77,14 @@ def test_online_peak_memory_does_not_grow_with_t_while_bptt_does(result):
     assert bptt[5] > online[5]
 
 
+def test_lif_choices_reach_the_neuron_config():
+    neuron = lambda lif: online_memory.train_config("bptt", 8, Config(**{**CONFIG.__dict__, "lif": lif})).model.neuron  # noqa: E731
+    assert neuron("autodiff").unroll is True and neuron("autodiff").membrane_kept_every == 4
+    assert neuron("rolled_chunks").unroll is not True and neuron("rolled_chunks").unroll == 1  # True == 1 in Python
+    assert neuron("every_step").membrane_kept_every == 1
+    assert neuron("fused_bf16").fused and neuron("fused_bf16").save_dtype == "bfloat16"
+
+
 def test_bad_arguments_are_clear_errors():
     with pytest.raises(ValueError, match="timesteps"):
         Config(timesteps=(4, 2))
