@@ -25,7 +25,11 @@ def pytest_configure(config):
     is read back instead of compiled again. Set here, before any compilation, in the process that
     starts the others; they inherit it through the environment. An executable read back gives the
     same HLO text and memory analysis as a fresh compile (the tests that count instructions and
-    bytes pass either way). Removed at the end of the session."""
+    bytes pass either way). No size limit: with one, JAX locks the cache for every read and write
+    and lists all its entries on every write, which serialised the processes (a fresh-clone run
+    went from 13 to over 20 minutes). Without the lock a process can meet an entry another is
+    still writing; JAX then warns and compiles (pyproject.toml ignores that warning). Removed at
+    the end of the session."""
     if hasattr(config, "workerinput") or CACHE_ENV in os.environ:  # an xdist worker, or a cache chosen by the caller
         return
     path = tempfile.mkdtemp(prefix="bsnn_jax_test_xla_cache_")
@@ -34,8 +38,6 @@ def pytest_configure(config):
         "jax_compilation_cache_dir": path,
         "jax_persistent_cache_min_compile_time_secs": 0,
         "jax_persistent_cache_min_entry_size_bytes": 0,
-        # A size limit turns on JAX's file lock (filelock): no process reads an entry half written.
-        "jax_compilation_cache_max_size": 2**32,
     }
     os.environ.update({name.upper(): str(value) for name, value in settings.items()})
     for name, value in settings.items():  # this process imported JAX before: without xdist it runs the tests itself
