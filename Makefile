@@ -4,9 +4,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 FASHION_DIR := /usr/share/datasets/fashion-mnist
-# 3 workers on 2 cores: many tests wait on processes they start (`bsnn` runs, notebook kernels,
-# multi-host launches), and a third worker fills the cores meanwhile.
-PYTEST_WORKERS ?= 3
+# One worker per core: 3 workers took 1009 s and 2 took 971 s on one tree, back to back.
+PYTEST_WORKERS ?= 2
 
 .PHONY: demo test lint test-slow test-interop bench bench-deps fashion-data docs clean
 
