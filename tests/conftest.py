@@ -13,7 +13,6 @@ import pytest
 
 jax.config.update("jax_num_cpu_devices", 8)
 
-CACHE_ENV = "JAX_COMPILATION_CACHE_DIR"
 _CACHE_KEY = pytest.StashKey[str]()
 
 
@@ -30,11 +29,11 @@ def pytest_configure(config):
     went from 13 to over 20 minutes). Without the lock a process can meet an entry another is
     still writing; JAX then warns and compiles (pyproject.toml ignores that warning). Removed at
     the end of the session."""
-    if hasattr(config, "workerinput") or CACHE_ENV in os.environ:  # an xdist worker, or a cache chosen by the caller
+    if hasattr(config, "workerinput") or "JAX_COMPILATION_CACHE_DIR" in os.environ:  # an xdist worker, or the caller's cache
         return
     path = tempfile.mkdtemp(prefix="bsnn_jax_test_xla_cache_")
     config.stash[_CACHE_KEY] = path
-    settings = {
+    settings = {  # each also as its environment variable (the upper-case name) for the processes started later
         "jax_compilation_cache_dir": path,
         "jax_persistent_cache_min_compile_time_secs": 0,
         "jax_persistent_cache_min_entry_size_bytes": 0,
