@@ -88,6 +88,7 @@ LIF_BACKWARDS = {  # --lif: how BPTT differentiates the LIF (nn.LIF's fused and 
     "every_step": {"fused": False, "save_dtype": None, "membrane_kept_every": 1},  # the membrane kept at every step
     # From T = 8 on, a rolled loop over chunks of 4 unrolled steps: compile time constant in T.
     "rolled_chunks": {"fused": False, "save_dtype": None, "unroll": 1},
+    "fused_rolled": {"fused": True, "save_dtype": None, "unroll": 1},  # the same loop in the fused LIF
 }
 TARGET_ONLINE_GROWTH = 1.10  # online peak at the largest T within 10% of the smallest T
 MIB = 2**20

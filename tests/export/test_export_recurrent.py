@@ -6,10 +6,10 @@ The checks here read the file with the test's own reader (``conftest.parse_bsnn`
 its bits with numpy, independently of ``export.bits``.
 """
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import random_inputs  # tests/ is on sys.path (rootdir conftest)
 from conftest import parse_bsnn
 from flax import nnx
 
@@ -29,7 +29,7 @@ def _model(variant="bsnn"):
 @pytest.fixture(scope="module")
 def x():
     # Large enough that spikes reach the classifier at initialization (with N(0, 1) every logit is 0).
-    return 10 * np.asarray(jax.random.normal(jax.random.key(1), (5, INPUT)))
+    return 10 * np.asarray(random_inputs.normal(1, (5, INPUT)))
 
 
 @pytest.fixture(scope="module")

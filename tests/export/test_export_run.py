@@ -12,10 +12,10 @@ identical argmax on >= 99.9% of the examples, as the issue does.
 
 import json
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import random_inputs  # tests/ is on sys.path (rootdir conftest)
 from flax import nnx
 
 from bsnn_jax import cli, export
@@ -77,12 +77,12 @@ def _units(model):
     return {".".join(map(str, p)): m for p, m in nnx.iter_modules(model) if isinstance(m, (ConvUnit, PackedConvUnit))}
 
 
-def _unit_inputs(unit, key):
+def _unit_inputs(unit, seed):
     """Spikes for a binary unit (2x2 average-pooled, k/4, as small_cnn's units read them), images for the stem."""
     t, c = 2, unit.conv.kernel.shape[-2]
     if unit.conv.binary:
-        return (jax.random.randint(key, (t, 4, 8, 8, c), 0, 5) / 4).astype(jnp.float32)
-    return jax.random.normal(key, (t, 4, 8, 8, c))
+        return jnp.asarray(random_inputs.integers(seed, (t, 4, 8, 8, c), 0, 5) / 4, jnp.float32)
+    return random_inputs.normal(seed, (t, 4, 8, 8, c))
 
 
 @pytest.mark.parametrize("latent_free", [False, True], ids=["latent", "latent_free"])
@@ -94,7 +94,7 @@ def test_each_folded_unit_computes_its_conv_bn_agmm(trained, latent_free):
     units, folded = _units(model), _units(packed)
     assert units.keys() == folded.keys()
     for i, (path, unit) in enumerate(units.items()):
-        x = _unit_inputs(unit, jax.random.key(i))
+        x = _unit_inputs(unit, i)
         want, got = unit(x), folded[path](x)
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * float(jnp.abs(want).max()), err_msg=path)
 

@@ -10,6 +10,7 @@ Marked ``interop``: excluded from ``make test``, it needs torch and snntorch.
 import os
 
 import pytest
+import random_inputs  # tests/ is on sys.path (rootdir conftest)
 
 from bsnn_jax import cli
 from bsnn_jax.export.nir_interop import snntorch_agreement  # imports snntorch only when called
@@ -66,7 +67,6 @@ def test_snntorch_modules_run_the_recurrent_mlp_cycle():
     previous step's output: bsnn_jax's logits at every step. snnTorch 1.0.0's ``import_from_nir`` itself is not
     used: its RLeaky rewrite wires the subgraph input into W_rec (``lif(W_rec(x + s[t-1]))``) and keys every
     subgraph by the name before the first dot (two recurrent layers collide), so it computes another network."""
-    import jax
     import nir
     import nirtorch
     import numpy as np
@@ -85,7 +85,7 @@ def test_snntorch_modules_run_the_recurrent_mlp_cycle():
     model.eval()
     for lif in model.lifs:  # a stronger V than at initialization, so it changes the logits
         lif.recurrent.kernel[...] = 4 * lif.recurrent.kernel[...]
-    x = 3 * np.asarray(jax.random.normal(jax.random.key(1), (4, 6)), np.float32)
+    x = 3 * np.asarray(random_inputs.normal(1, (4, 6)), np.float32)
     ours = np.asarray(model(x))
     node_map = {kind: lambda n: import_nir._nir_to_snntorch_module(n, init_hidden=True) for kind in (nir.Affine, nir.Linear, nir.LIF)}
     net = nirtorch.nir_to_torch(export.to_nir(model, dt=1e-4), node_map)

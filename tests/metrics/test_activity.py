@@ -1,7 +1,7 @@
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import random_inputs  # tests/ is on sys.path (rootdir conftest)
 from flax import nnx
 
 from bsnn_jax import models
@@ -12,7 +12,7 @@ from bsnn_jax.metrics import AGMM_TABLE2_FIT, HOROWITZ_45NM, Activity, Operation
 def tiny():
     """small_cnn on 4x4x1 inputs, T=2: conv 1->32 (real input), pool, conv 32->64, pool, conv 64->128, FC 128->10."""
     model = models.create("small_cnn", variant="bsnn", timesteps=2, input_shape=(4, 4, 1), rngs=0)
-    x = jax.random.uniform(jax.random.key(0), (6, 4, 4, 1)) * 4.0
+    x = random_inputs.uniform(0, (6, 4, 4, 1)) * 4.0
     warm = nnx.jit(lambda m, v: m(v))
     for _ in range(40):  # BN running statistics converge towards the batch's (momentum 0.9)
         warm(model, x)

@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+import random_inputs  # tests/ is on sys.path (rootdir conftest)
 from flax import nnx
 
 from bsnn_jax import models
@@ -34,7 +35,7 @@ def xent(logits, y):
 @pytest.fixture(scope="module")
 def setup():
     fn = models.functional("small_cnn", **KW)
-    x = jax.random.uniform(jax.random.key(1), (4, 8, 8, 1), minval=0.0, maxval=2.0)
+    x = random_inputs.uniform(1, (4, 8, 8, 1), 0.0, 2.0)
     y = jnp.arange(4) % 10
     params, state = fn.init(jax.random.key(0), x)
 

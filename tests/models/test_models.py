@@ -3,6 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+import random_inputs  # tests/ is on sys.path (rootdir conftest)
 from export.test_export_fold import TINY_RESNET  # tests/ is on sys.path (rootdir conftest)
 from flax import nnx
 
@@ -47,7 +48,7 @@ def test_output_shape_and_binary_layout(name, variant):
 
 def test_real_forward_and_gradient_reach_every_parameter():
     model = models.create("small_cnn", variant="agmm", timesteps=2, input_shape=(12, 12, 1), rngs=1)
-    x = jax.random.uniform(jax.random.key(0), (4, 12, 12, 1)) * 3
+    x = random_inputs.uniform(0, (4, 12, 12, 1)) * 3
 
     def loss(m):
         return jnp.mean(m(x) ** 2)
@@ -59,7 +60,7 @@ def test_real_forward_and_gradient_reach_every_parameter():
 
 def test_static_image_equals_the_image_repeated_over_time():
     model = models.create("small_cnn", variant="agmm", timesteps=2, input_shape=(12, 12, 3), rngs=2)
-    x = jax.random.normal(jax.random.key(1), (2, 12, 12, 3))
+    x = random_inputs.normal(1, (2, 12, 12, 3))
     # one compiled program for both calls: jit traces once per input rank
     forward = nnx.jit(lambda m, v: m(v))
     static = forward(model, x)
@@ -68,7 +69,7 @@ def test_static_image_equals_the_image_repeated_over_time():
 
 
 def test_time_fold_switch_gives_the_same_network():
-    x = jax.random.normal(jax.random.key(2), (2, 3, 12, 12, 2))
+    x = random_inputs.normal(2, (2, 3, 12, 12, 2))
     nets = [models.create("small_cnn", variant="agmm", timesteps=2, input_shape=(12, 12, 2), time_fold=f, rngs=3) for f in (True, False)]
     outs = [nnx.jit(lambda m: m(x))(net) for net in nets]
     np.testing.assert_allclose(np.asarray(outs[0]), np.asarray(outs[1]), rtol=1e-4, atol=1e-4)
@@ -84,7 +85,7 @@ def test_remat_recomputes_and_keeps_gradients(name, monkeypatch):
     and compiles in seconds; ResNet-19 itself runs with ``make test-slow``."""
     monkeypatch.setitem(models.FAMILIES, "tiny_resnet", TINY_RESNET)
     shape = SMALL_INPUTS.get(name) or TINY_RESNET.input_shape
-    batch = {"image": jax.random.uniform(jax.random.key(3), (8,) + shape), "label": jnp.arange(8) % 3}
+    batch = {"image": random_inputs.uniform(3, (8,) + shape), "label": jnp.arange(8) % 3}
 
     def compiled(remat):
         """One plain-SGD BPTT step: its new parameters carry the gradients."""

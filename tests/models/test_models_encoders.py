@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import random_inputs  # tests/ is on sys.path (rootdir conftest)
 from flax import nnx
 
 from bsnn_jax import metrics, models, ops
@@ -56,7 +57,7 @@ def test_rate_encoder_feeds_the_stem_the_spikes_of_its_key_schedule():
     """The model splits its key at every call and feeds ``ops.encode.rate(draw, x, T)``: the same
     output as a direct model (same parameters) fed those spikes; the next call draws anew."""
     coded, direct = pair("rate")
-    x = jax.random.uniform(jax.random.key(7), (5, 4))
+    x = random_inputs.uniform(7, (5, 4))
     key = jax.random.wrap_key_data(coded.encoder_key[...])
     for _ in range(2):
         key, draw = jax.random.split(key)

@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import random_inputs  # tests/ is on sys.path (rootdir conftest)
 from flax import nnx
 from jax import lax
 
@@ -294,7 +295,7 @@ def test_logits_match_an_independent_composition_of_ops(name, variant, frame, ki
     model = build(name, variant, frame, seed=11)
     shape = (BATCH,) + frame if kind == "static" else (T, BATCH) + frame
     # time-varying event frames go through the stem per step; a static image is encoded once
-    x = 2.0 * jax.random.normal(jax.random.key(3), shape)
+    x = 2.0 * random_inputs.normal(3, shape)
     if not train:
         calibrate_running_statistics(model, x, np.random.default_rng(12))
     # taken before the call: in train mode the call updates the BN running statistics

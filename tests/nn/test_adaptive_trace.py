@@ -2,10 +2,10 @@
 online, against the hand-worked traces of tests/ops/test_trace.py (BSO code: the trace is kept
 per presynaptic neuron and pooled, not decayed after pooling)."""
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import random_inputs  # tests/ is on sys.path (rootdir conftest)
 from flax import nnx
 
 from bsnn_jax import nn
@@ -61,6 +61,6 @@ def test_adaptive_trace_needs_tracing_neurons():
 
 
 def test_tracing_lif_is_the_plain_lif_outside_the_adaptive_mode():
-    x = jax.random.normal(jax.random.key(0), (3, 2, 5)) + 0.8
+    x = random_inputs.normal(0, (3, 2, 5)) + 0.8
     kw = dict(tau=0.5, reset="soft", detach_reset=True, surrogate="sigmoid", beta=4.0)
     np.testing.assert_array_equal(nn.TracingLIF(**kw)(x), nn.LIF(**kw)(x))

@@ -1,7 +1,7 @@
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import random_inputs  # tests/ is on sys.path (rootdir conftest)
 from flax import nnx
 
 from bsnn_jax import nn, ops
@@ -33,7 +33,7 @@ def test_binary_conv_against_numpy(binary, stride):
 
 
 def test_time_fold_and_per_step_agree_in_value_and_gradient():
-    x = jax.random.normal(jax.random.key(1), (3, 2, 8, 8, 4))
+    x = random_inputs.normal(1, (3, 2, 8, 8, 4))
     convs = [nn.BinaryConv(4, 5, time_fold=f, rngs=nnx.Rngs(3)) for f in (True, False)]
     outs = [c(x) for c in convs]
     np.testing.assert_allclose(np.asarray(outs[0]), np.asarray(outs[1]), rtol=1e-5, atol=1e-5)
@@ -45,7 +45,7 @@ def test_bfloat16_compute_on_spikes_is_exact_up_to_rounding():
     """Spikes and signs are exact in bfloat16, so a binary conv's only errors are the roundings of
     its per-channel scale and of its output (unit roundoff 2^-8 each), and its parameters and
     gradients stay float32."""
-    x = (jax.random.uniform(jax.random.key(4), (2, 3, 8, 8, 16)) < 0.3).astype(jnp.float32)
+    x = (random_inputs.uniform(4, (2, 3, 8, 8, 16)) < 0.3).astype(jnp.float32)
     convs = [nn.BinaryConv(16, 8, compute_dtype=d, rngs=nnx.Rngs(5)) for d in (None, "bfloat16")]
     exact, mixed = (c(x) for c in convs)
     assert mixed.dtype == jnp.float32 and convs[1].kernel[...].dtype == jnp.float32
@@ -57,7 +57,7 @@ def test_bfloat16_compute_on_spikes_is_exact_up_to_rounding():
 
 def test_binary_linear_and_bias():
     lin = nn.BinaryLinear(6, 3, binary=True, rngs=nnx.Rngs(0))
-    x = jax.random.normal(jax.random.key(0), (2, 4, 6))
+    x = random_inputs.normal(0, (2, 4, 6))
     k = np.asarray(lin.kernel[...])
     w = np.abs(k).mean(0) * np.where(k >= 0, 1, -1)
     np.testing.assert_allclose(np.asarray(lin(x)), np.asarray(x) @ w, rtol=1e-5, atol=1e-5)
@@ -66,7 +66,7 @@ def test_binary_linear_and_bias():
 
 def test_batchnorm_statistics_pool_time_and_batch():
     bn = nn.BatchNorm(3, rngs=nnx.Rngs(0))
-    x = jax.random.normal(jax.random.key(2), (4, 5, 2, 2, 3)) * jnp.array([1.0, 2.0, 3.0]) + 1.0
+    x = random_inputs.normal(2, (4, 5, 2, 2, 3)) * jnp.array([1.0, 2.0, 3.0]) + 1.0
     xn = np.asarray(x)
     mean, var = xn.mean((0, 1, 2, 3)), xn.var((0, 1, 2, 3))
     np.testing.assert_allclose(np.asarray(bn(x)), (xn - mean) / np.sqrt(var + 1e-5), rtol=1e-4, atol=1e-4)
@@ -75,7 +75,7 @@ def test_batchnorm_statistics_pool_time_and_batch():
 
 
 def test_lif_module_is_lif_scan_and_rejects_bad_options():
-    x = jax.random.normal(jax.random.key(3), (4, 2, 5)) + 0.7
+    x = random_inputs.normal(3, (4, 2, 5)) + 0.7
     lif = nn.LIF(tau=0.25, reset="soft", surrogate="arctan", beta=2.0)
     np.testing.assert_array_equal(np.asarray(lif(x)), np.asarray(ops.lif_scan(x, 0.25, reset="soft", surrogate="arctan", beta=2.0)))
     with pytest.raises(ValueError, match="unknown surrogate"):
@@ -87,7 +87,7 @@ def test_lif_module_is_lif_scan_and_rejects_bad_options():
 def test_agmm_module_alpha_and_time_check():
     m = nn.AGMM(3)
     np.testing.assert_array_equal(np.asarray(m.alpha[...]), np.ones(3))
-    x = jax.random.normal(jax.random.key(4), (3, 2, 4, 4, 2))
+    x = random_inputs.normal(4, (3, 2, 4, 4, 2))
     np.testing.assert_allclose(np.asarray(m(x)), np.asarray(ops.agmm(x, jnp.ones(3))))
     with pytest.raises(ValueError, match="built for T=3"):
         m(x[:2])

@@ -2,6 +2,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import random_inputs  # tests/ is on sys.path (rootdir conftest)
 from flax import nnx
 
 from bsnn_jax import models, nn, ops
@@ -31,7 +32,7 @@ def test_trace_gradient_replaces_only_the_weight_gradient():
 @pytest.fixture(scope="module")
 def net():
     model = models.create("small_cnn", variant="agmm", timesteps=3, input_shape=(8, 8, 1), rngs=0)
-    x = jax.random.uniform(jax.random.key(0), (3, 4, 8, 8, 1)) * 3
+    x = random_inputs.uniform(0, (3, 4, 8, 8, 1)) * 3
     return model, x
 
 
@@ -62,7 +63,7 @@ def test_online_forward_equals_the_sequence_forward(net):
 def test_online_gradient_equals_bptt_where_time_terms_vanish():
     """At T = 1 there is no past: the trace is the input and the membrane starts at zero."""
     model = models.create("small_cnn", variant="agmm", timesteps=1, input_shape=(8, 8, 1), rngs=1)
-    x = jax.random.uniform(jax.random.key(2), (4, 8, 8, 1)) * 3
+    x = random_inputs.uniform(2, (4, 8, 8, 1)) * 3
     y = jnp.array([0, 1, 2, 3])
 
     def loss(m, v):

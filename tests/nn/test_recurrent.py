@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import random_inputs  # tests/ is on sys.path (rootdir conftest)
 from flax import nnx
 
 from bsnn_jax import metrics, models, nn
@@ -31,7 +32,7 @@ def numpy_recurrent_lif(x, v, binary, tau=0.5, v_th=1.0):
 def test_forward_equals_a_python_loop(binary):
     layer = nn.RecurrentLIF(F, binary=binary, rngs=nnx.Rngs(0))
     layer.recurrent.kernel[...] = 0.8 * layer.recurrent.kernel[...] / jnp.abs(layer.recurrent.kernel[...]).mean()
-    x = jax.random.uniform(jax.random.key(1), (6, B, F), minval=-0.5, maxval=1.6)
+    x = random_inputs.uniform(1, (6, B, F), -0.5, 1.6)
     spikes = np.asarray(layer(x))
     expected = numpy_recurrent_lif(np.asarray(x, np.float64), np.asarray(layer.recurrent.kernel[...], np.float64), binary)
     np.testing.assert_array_equal(spikes, expected)
@@ -45,8 +46,8 @@ def test_bptt_gradient_matches_finite_differences(monkeypatch):
     monkeypatch.setattr(lif_ops, "spike", lambda h, v_th, beta, surrogate: jax.nn.sigmoid(4.0 * (h - v_th)))
     layer = nn.RecurrentLIF(F, binary=False, rngs=nnx.Rngs(0))
     graphdef, params = nnx.split(layer)
-    x = jax.random.normal(jax.random.key(2), (T, B, F))
-    weights = jax.random.normal(jax.random.key(3), (T, B, F))
+    x = random_inputs.normal(2, (T, B, F))
+    weights = random_inputs.normal(3, (T, B, F))
 
     def loss(v, x):
         state = jax.tree.map(lambda a: a, params)

@@ -5,6 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import random_inputs  # tests/ is on sys.path (rootdir conftest)
 from flax import nnx
 from hlo_work import elementwise_work  # tests/ is on sys.path (rootdir conftest)
 
@@ -16,9 +17,8 @@ SHAPE = (3, 2, 4, 4, 5)  # [T, B, H, W, C]
 
 @pytest.fixture(scope="module")
 def inputs():
-    kx, kw = jax.random.split(jax.random.key(0))
-    x = jax.random.normal(kx, SHAPE) * 2.0 + 1.5  # off-centre, so mean and variance both matter
-    weights = jax.random.normal(kw, SHAPE)  # a loss that weighs every output differently
+    x = random_inputs.normal(0, SHAPE) * 2.0 + 1.5  # off-centre, so mean and variance both matter
+    weights = random_inputs.normal(1, SHAPE)  # a loss that weighs every output differently
     scale, bias = jnp.linspace(0.5, 2.0, SHAPE[-1]), jnp.linspace(-1.0, 1.0, SHAPE[-1])
     return x, weights, scale, bias
 
@@ -110,7 +110,7 @@ def test_small_network_gradients_equal_the_flax_and_autodiff_path(monkeypatch):
     autodiff through lif_step (the path before issue 20), within float rounding."""
     from bsnn_jax import models
 
-    x = jax.random.normal(jax.random.key(2), (2, 8, 8, 3))
+    x = random_inputs.normal(2, (2, 8, 8, 3))
     labels = jnp.array([1, 3])
 
     def grads(neuron):

@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import random_inputs  # tests/ is on sys.path (rootdir conftest)
 from jax.ad_checkpoint import checkpoint_name
 
 from bsnn_jax import ops
@@ -24,8 +25,8 @@ def _deep(wrap):
 
 
 def _inputs():
-    x = jax.random.normal(jax.random.key(0), (512, 256))
-    ws = [jax.random.normal(jax.random.key(i + 1), (256, 256)) / 16 for i in range(6)]
+    x = random_inputs.normal(0, (512, 256))
+    ws = [random_inputs.normal(i + 1, (256, 256)) / 16 for i in range(6)]
     return x, ws
 
 

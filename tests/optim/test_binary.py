@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+import random_inputs  # tests/ is on sys.path (rootdir conftest)
 from flax import nnx
 
 from bsnn_jax.nn import BatchNorm, BinaryConv, BinaryLinear, BinaryParam, latent_free
@@ -92,7 +93,7 @@ def test_nnx_optimizer_online_steps_keep_kernels_binary_and_train_the_rest():
     before = jax.tree.map(np.asarray, nnx.as_pure(nnx.state(model, nnx.Param)))
     tx = binary_partition(model, binary=t_bso(T, threshold=1e-3), fp=fp_sgd(0.1, total_steps=8))
     optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
-    x = jax.random.normal(jax.random.key(0), (T, 4, 6, 6, 2))
+    x = random_inputs.normal(0, (T, 4, 6, 6, 2))
     y = jnp.array([0, 1, 2, 0])
 
     @nnx.jit
@@ -149,7 +150,7 @@ def test_latent_free_layers_take_the_plain_weight_gradient():
     np.testing.assert_array_equal(model.conv.kernel[...], np.where(raw >= 0, 1.0, -1.0))
     # a copy: the model it came from keeps its latent weights and its mode
     assert not original.conv.latent_free and np.array_equal(original.conv.kernel[...], raw)
-    x = jax.random.normal(jax.random.key(1), (2, 3, 6, 6, 2))
+    x = random_inputs.normal(1, (2, 3, 6, 6, 2))
 
     def loss_and_kernel_grad(latent_free_layer, binary=True):
         model.conv.latent_free, model.conv.binary = latent_free_layer, binary

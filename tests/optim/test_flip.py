@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+import random_inputs  # tests/ is on sys.path (rootdir conftest)
 
 from bsnn_jax.optim import FlipState, OneMinus, bop, bso, t_bso
 
@@ -212,7 +213,7 @@ def test_scaled_kernel_uses_the_sign_of_w_against_the_threshold():
 
 
 def test_init_refuses_real_valued_kernels_but_not_abstract_ones():
-    w = jax.random.normal(jax.random.key(0), (3, 3, 2, 4))
+    w = random_inputs.normal(0, (3, 3, 2, 4))
     with pytest.raises(ValueError, match="not binary"):
         bso().init({"conv": w})
     with pytest.raises(ValueError, match="not binary"):
