@@ -113,8 +113,8 @@ class Config:
       seed: of the model and the batch.
       lif: a ``LIF_BACKWARDS`` key: autodiff through the scanned steps (the default, as
         ``nn.LIF``'s), the fused custom_vjp LIF, the fused one keeping H[t] in bfloat16, autodiff
-        with the membrane kept at every step (``membrane_kept_every=1``), or autodiff with the
-        loop over chunks of steps rolled (``unroll=1``).
+        with the membrane kept at every step (``membrane_kept_every=1``), or the loop over chunks
+        of steps rolled (``unroll=1``) with the autodiff or the fused LIF.
       remat: ``model.remat`` (``models.common.REMAT_CHOICES``; "auto", the library's default), None for none.
     """
 
