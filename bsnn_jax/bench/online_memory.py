@@ -2,7 +2,8 @@
 
     python -m bsnn_jax.bench.online_memory [--model vgg11] [--batch-size 8] [--timesteps 1,2,4,8,16,32]
         [--repeats 3] [--methods bptt,online,online_unrolled] [--time-max-t 16]
-        [--step-time-limit 15] [--out benchmarks/results/online_memory]
+        [--step-time-limit 15] [--lif autodiff] [--remat auto] [--interleave]
+        [--out benchmarks/results/online_memory]
 
 The BSO paper's claim: online training's memory does not grow with T (58 GB for BPTT vs 2.9 GB
 for T-BSO at T=35, CIFAR-10 VGG-11). Every method trains the same network (the ``bsnn`` variant
@@ -25,7 +26,11 @@ allocator had already touched.
 
 Time: compile time of ``jit(...).lower().compile()``, then one warm-up call and ``--repeats``
 timed calls (each fed the state the previous one returned, as the state is donated; outputs
-blocked on), median and min. Step times are wall clock on a shared machine: noisy.
+blocked on), median and min. Step times are wall clock on a shared machine: noisy. With
+``--interleave`` the timed calls run in rounds, each round calling every timed step once (in
+alternating order), so the machine's drift, which on a shared VM moves one step's time by up to
+30% between runs, hits every T alike; the step's growth per doubling of T is then the median over
+rounds of that round's ratio (``summary["step_ratios"]``; the ratio of medians without it).
 
 Defaults: VGG-11 (9.2 M parameters, 32x32x3 input), batch 8, T = 1..32, 3 timed calls, all
 three methods; steps timed up to T = 16 only, and a method's timing stops after a warm-up call
@@ -54,8 +59,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import gc
+import itertools
 import json
 import math
+import statistics
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -116,6 +123,8 @@ class Config:
         with the membrane kept at every step (``membrane_kept_every=1``), or the loop over chunks
         of steps rolled (``unroll=1``) with the autodiff or the fused LIF.
       remat: ``model.remat`` (``models.common.REMAT_CHOICES``; "auto", the library's default), None for none.
+      interleave: time in rounds over every timed step (see the module's docstring); every
+        timed step's state stays alive until the rounds end.
     """
 
     model: str = "vgg11"
@@ -129,6 +138,7 @@ class Config:
     seed: int = 0
     lif: str = "autodiff"
     remat: str | None = "auto"
+    interleave: bool = False
 
     def __post_init__(self):
         if self.lif not in LIF_BACKWARDS:
@@ -202,43 +212,78 @@ def build_step(method: str, timesteps: int, config: Config) -> Training:
     return assemble(train_config(method, timesteps, config), input_shape=config.image_shape, examples=config.batch_size)
 
 
-def time_record(compiled: jax.stages.Compiled, state: TrainState, batch: Batch, config: Config) -> dict[str, Any]:
-    """Runs a warm-up call and ``config.repeats`` timed calls of a compiled step.
-
-    Returns ``first_call_s``, ``step_times_s`` (empty when the warm-up call exceeded
-    ``config.step_time_limit``), their ``median_s`` / ``min_s`` (None when empty) and
-    ``measured_rss_growth_bytes`` (None where it cannot be measured).
-    """
+def warm_up(compiled: jax.stages.Compiled, state: TrainState, batch: Batch) -> tuple[dict[str, Any], Callable[[], None]]:
+    """One warm-up call of a compiled step: ``{"first_call_s", "measured_rss_growth_bytes"}`` (None
+    where it cannot be measured), and the call to time next."""
     holder = {"state": state}
 
     def call():
         # Each call gets the state the last one returned: the step donates (frees) its input.
         holder["state"], _ = jax.block_until_ready(compiled(holder["state"], batch))
 
-    with PeakRss() as rss:  # from before the warm-up call, which allocates the step's buffers
+    with PeakRss() as rss:  # the warm-up call allocates the step's buffers
         (first,) = timed_calls(call, 1)
-        times = timed_calls(call, config.repeats) if first <= config.step_time_limit else []
+    return {"first_call_s": first, "measured_rss_growth_bytes": rss.growth_bytes}, call
+
+
+def set_times(record: dict[str, Any], times: list[float]) -> None:
+    """``record``'s ``step_times_s`` and their ``median_s`` / ``min_s`` (None when empty)."""
     stats = summary(times)
-    return {
-        "first_call_s": first,
-        "step_times_s": times,
-        "median_s": stats["median_s"],
-        "min_s": stats["min_s"],
-        "measured_rss_growth_bytes": rss.growth_bytes,
-    }
+    record.update(step_times_s=times, median_s=stats["median_s"], min_s=stats["min_s"])
 
 
-def measure(method: str, timesteps: int, config: Config, *, timed: bool) -> dict[str, Any]:
-    """One record: compile the step of ``method`` at T = ``timesteps``, its memory, and (if ``timed``) its time."""
+def measure(method: str, timesteps: int, config: Config, *, timed: bool) -> tuple[dict[str, Any], Callable[[], None] | None]:
+    """One record: compile the step of ``method`` at T = ``timesteps`` and its memory; if ``timed``
+    a warm-up call and, unless ``config.interleave``, ``config.repeats`` timed calls (none when
+    the warm-up call exceeded ``config.step_time_limit``). Returns the record and the step's call
+    when its timed calls are still to be made (interleaved), else None."""
     training = build_step(method, timesteps, config)
     batch = make_batch(config)
     start = time.perf_counter()
     compiled = training.step.lower(training.state, batch).compile()
     record: dict[str, Any] = {"method": method, "timesteps": timesteps, "compile_s": time.perf_counter() - start}
     record.update(memory_record(compiled))
-    if timed:
-        record.update(time_record(compiled, training.state, batch, config))
-    return record
+    if not timed:
+        return record, None
+    warm, call = warm_up(compiled, training.state, batch)
+    record.update(warm)
+    if warm["first_call_s"] > config.step_time_limit:
+        set_times(record, [])
+        return record, None
+    if config.interleave:
+        return record, call
+    set_times(record, timed_calls(call, config.repeats))
+    return record, None
+
+
+def time_in_rounds(pending: Sequence[tuple[dict[str, Any], Callable[[], None]]], repeats: int, log: Callable[[str], None]) -> None:
+    """``repeats`` rounds, each timing one call of every pending step, forward and backward in
+    turn (a drift within a round then favours no T); fills each record's times."""
+    times: list[list[float]] = [[] for _ in pending]
+    order = list(range(len(pending)))
+    for r in range(repeats):
+        for i in order if r % 2 == 0 else order[::-1]:
+            times[i] += timed_calls(pending[i][1], 1)
+        log(
+            f"round {r + 1}/{repeats}: "
+            + "  ".join(f"T={rec['timesteps']} {t[-1]:.3f} s" for (rec, _), t in zip(pending, times, strict=True))
+        )
+    for (record, _), t in zip(pending, times, strict=True):
+        set_times(record, t)
+
+
+def step_ratios(records: Sequence[dict[str, Any]], method: str, interleaved: bool) -> list[dict[str, Any]]:
+    """The step time's growth between consecutive timed T of ``method``: ``{"from", "to", "ratio"}``,
+    the median over rounds of each round's ratio when ``interleaved``, else the ratio of medians."""
+    timed = [r for r in records if r["method"] == method and r.get("median_s") is not None]
+    ratios = []
+    for a, b in itertools.pairwise(timed):
+        if interleaved:
+            ratio = statistics.median(tb / ta for ta, tb in zip(a["step_times_s"], b["step_times_s"], strict=True))
+        else:
+            ratio = b["median_s"] / a["median_s"]
+        ratios.append({"from": a["timesteps"], "to": b["timesteps"], "ratio": ratio})
+    return ratios
 
 
 def summarize(records: Sequence[dict[str, Any]], config: Config) -> dict[str, Any]:
@@ -254,6 +299,7 @@ def summarize(records: Sequence[dict[str, Any]], config: Config) -> dict[str, An
         "peak_ratio_tmax_over_tmin": {m: peak[m, t_max] / peak[m, t_min] for m in config.methods},
         "peak_ratio_tmax_over_tprev": {m: peak[m, t_max] / peak[m, t_prev] for m in config.methods},
     }
+    summary["step_ratios"] = {m: step_ratios(records, m, config.interleave) for m in config.methods}
     if {"bptt", "online"} <= set(config.methods):
         online_growth = summary["peak_ratio_tmax_over_tmin"]["online"]
         summary["bptt_over_online_at_tmax"] = peak["bptt", t_max] / peak["online", t_max]
@@ -265,19 +311,24 @@ def run(config: Config, log: Callable[[str], None] = lambda line: None) -> dict[
     """Measures every (method, T) of ``config``; returns ``{"machine", "config", "records", "summary", "runtime_s"}``.
 
     Memory is reported for every T; a method stops being timed after a warm-up call over
-    ``config.step_time_limit`` (its larger T would be slower still).
+    ``config.step_time_limit`` (its larger T would be slower still). With ``config.interleave``
+    the timed calls run after every step is compiled, in rounds (``time_in_rounds``).
     """
     start = time.perf_counter()
     info = machine_info()
-    records = []
+    records, pending = [], []
     for method in config.methods:
         timing = True
         for t in config.timesteps:
-            record = measure(method, t, config, timed=timing and t <= config.time_max_t)
+            record, call = measure(method, t, config, timed=timing and t <= config.time_max_t)
             timing = timing and record.get("first_call_s", 0.0) <= config.step_time_limit
             records.append(record)
+            if call is not None:
+                pending.append((record, call))
             log(_progress_line(record))
             gc.collect()
+    if pending:
+        time_in_rounds(pending, config.repeats, log)
     return {
         "machine": info,
         "config": dataclasses.asdict(config),
@@ -343,6 +394,10 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
         f"T={t_max} / T={t_prev} = {summary['peak_ratio_tmax_over_tprev'][method]:.2f}x"
         for method in summary["peak_ratio_tmax_over_tmin"]
     ]
+    for method, ratios in summary.get("step_ratios", {}).items():
+        if ratios:
+            growth = ", ".join(f"T={r['from']}->{r['to']} {r['ratio']:.2f}x" for r in ratios)
+            lines.append(f"{method}: step time {growth}")
     if "bptt_over_online_at_tmax" in summary:
         lines.append(
             f"BPTT / online peak memory at T={t_max}: {summary['bptt_over_online_at_tmax']:.1f}x "
@@ -440,6 +495,7 @@ def parse_config(argv: Sequence[str] | None = None) -> tuple[Config, Path]:
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--lif", default=defaults.lif, help=f"the LIF's backward, one of {sorted(LIF_BACKWARDS)}")
     parser.add_argument("--remat", default=defaults.remat, help=f"model.remat, one of {sorted(REMAT_CHOICES)}")
+    parser.add_argument("--interleave", action="store_true", help="time in rounds over every timed step (see Config)")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR / "online_memory", help="writes OUT.json, OUT.png")
     args = parser.parse_args(argv)
     try:
@@ -455,6 +511,7 @@ def parse_config(argv: Sequence[str] | None = None) -> tuple[Config, Path]:
             seed=args.seed,
             lif=args.lif,
             remat=args.remat,
+            interleave=args.interleave,
         )
     except ValueError as error:
         parser.error(str(error))

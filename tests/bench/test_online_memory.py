@@ -68,6 +68,9 @@ def test_run_writes_json_with_every_method_and_timestep(result, tmp_path):
     assert summary["t_min"] == 3 and summary["t_max"] == 5
     assert summary["bptt_over_online_at_tmax"] == pytest.approx(peaks(result, "bptt")[5] / peaks(result, "online")[5])
     assert summary["claim_holds"] is True
+    (growth,) = summary["step_ratios"]["bptt"]
+    times = {r["timesteps"]: r["median_s"] for r in saved["records"] if r["method"] == "bptt"}
+    assert growth == {"from": 3, "to": 5, "ratio": pytest.approx(times[5] / times[3])}
 
 
 def test_online_peak_memory_does_not_grow_with_t_while_bptt_does(result):
@@ -83,6 +86,25 @@ def test_lif_choices_reach_the_neuron_config():
     assert neuron("rolled_chunks").unroll is not True and neuron("rolled_chunks").unroll == 1  # True == 1 in Python
     assert neuron("every_step").membrane_kept_every == 1
     assert neuron("fused_bf16").fused and neuron("fused_bf16").save_dtype == "bfloat16"
+
+
+def test_interleaved_rounds_alternate_and_ratios_are_medians_of_per_round_ratios():
+    calls = []
+    pending = [({"method": "bptt", "timesteps": t}, lambda t=t: calls.append(t)) for t in (2, 4, 8)]
+    online_memory.time_in_rounds(pending, 3, log=lambda line: None)
+    assert calls == [2, 4, 8, 8, 4, 2, 2, 4, 8]
+    assert all(len(record["step_times_s"]) == 3 and record["median_s"] is not None for record, _ in pending)
+    # Round times where the median of the per-round ratios (2, 2, 3 -> 2) differs from the ratio
+    # of the medians (2 / 1 = 2 vs 6 / 2 = 3 below).
+    records = [
+        {"method": "bptt", "timesteps": 4, "step_times_s": [1.0, 3.0, 2.0], "median_s": 2.0},
+        {"method": "bptt", "timesteps": 8, "step_times_s": [2.0, 6.0, 6.0], "median_s": 6.0},
+        {"method": "bptt", "timesteps": 16, "median_s": None},  # not timed
+    ]
+    assert online_memory.step_ratios(records, "bptt", interleaved=True) == [{"from": 4, "to": 8, "ratio": 2.0}]
+    assert online_memory.step_ratios(records, "bptt", interleaved=False) == [{"from": 4, "to": 8, "ratio": 3.0}]
+    config, _ = online_memory.parse_config(["--interleave", "--methods", "bptt"])
+    assert config.interleave and not Config().interleave
 
 
 def test_bad_arguments_are_clear_errors():
