@@ -94,8 +94,8 @@ def test_interleaved_rounds_alternate_and_ratios_are_medians_of_per_round_ratios
     online_memory.time_in_rounds(pending, 3, log=lambda line: None)
     assert calls == [2, 4, 8, 8, 4, 2, 2, 4, 8]
     assert all(len(record["step_times_s"]) == 3 and record["median_s"] is not None for record, _ in pending)
-    # Round times where the median of the per-round ratios (2, 2, 3 -> 2) differs from the ratio
-    # of the medians (2 / 1 = 2 vs 6 / 2 = 3 below).
+    # Round times where the median of the per-round ratios (2 / 1, 6 / 3, 6 / 2: 2) differs from
+    # the ratio of the medians (6 / 2 = 3).
     records = [
         {"method": "bptt", "timesteps": 4, "step_times_s": [1.0, 3.0, 2.0], "median_s": 2.0},
         {"method": "bptt", "timesteps": 8, "step_times_s": [2.0, 6.0, 6.0], "median_s": 6.0},
